@@ -1,0 +1,88 @@
+# Two commands: `make run` (set up what is missing, then start everything) and `make test` (the whole suite).
+# Everything else here is a step of those two, usable on its own.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+RASA   := $(VENV)/bin/rasa
+MODEL  := models/billing.tar.gz
+STAMP  := $(VENV)/.installed-stamp
+
+export SQLALCHEMY_SILENCE_UBER_WARNING := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+export PYTHONWARNINGS := ignore::DeprecationWarning
+
+# What a trained model depends on: retrain only when one of these changed.
+MODEL_INPUTS := config.yml domain.yml $(wildcard knowledge/*.yml) $(shell find bot/data -name '*.yml') \
+                bot/build.py bot/policies.py $(wildcard bot/nlu/*.py) core/topics.py core/text.py \
+                core/language.py core/knowledge.py $(STAMP)
+
+.PHONY: run test setup install db build train validate test-stories pytest bench lock clean
+
+run: setup
+	@$(PY) -m runner
+
+setup: install db $(MODEL)
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt constraints.txt
+	@py=$$(scripts/find-python310) || { \
+	  echo "make: Python 3.10 is required (Rasa 3.6 runs on 3.8-3.10) and none was found on PATH or in pyenv."; \
+	  echo "      Install it (e.g. 'pyenv install 3.10.13') or point PYTHON310 at one: make PYTHON310=/path/to/python3.10"; \
+	  exit 1; }; \
+	echo "creating $(VENV) with $$py and installing the locked dependencies (first time: about 3 minutes)..."; \
+	test -x $(PY) || $$py -m venv $(VENV) || { echo "make: could not create $(VENV) with $$py"; exit 1; }; \
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt || { \
+	  echo "make: installing the dependencies failed (see pip's message above). Check the network access to PyPI,"; \
+	  echo "      then run 'make install' again; 'rm -rf $(VENV)' starts from scratch."; exit 1; }
+	@touch $@
+
+db: install
+	@$(PY) -m core.db.migrate upgrade
+
+build: install
+	@$(PY) -m bot.build
+
+$(MODEL): $(MODEL_INPUTS)
+	@$(PY) -m bot.build
+	@mkdir -p var/log
+	@echo "training the Rasa model (about a minute; log: var/log/train.log)..."
+	@$(RASA) train --config config.yml --domain build/domain --data bot/data build/data --out models \
+	  --fixed-model-name billing > var/log/train.log 2>&1 || { tail -n 30 var/log/train.log; \
+	  echo "make: training failed; the full log is var/log/train.log"; exit 1; }
+	@touch $@
+	@echo "model ready: $(MODEL)"
+
+train: $(MODEL)
+
+validate: build
+	@$(PY) -m bot.validate
+
+test-stories: $(MODEL)
+	@$(RASA) test core --e2e --model $(MODEL) --stories tests/stories --out var/test-results \
+	  --fail-on-prediction-errors > var/log/test-stories.log 2>&1 || { tail -n 40 var/log/test-stories.log; \
+	  echo "make: Rasa test stories failed; see var/test-results/failed_test_stories.yml"; exit 1; }
+	@echo "rasa test: every test story passed ($$(grep -c '^- story:' tests/stories/*.yml | awk -F: '{s+=$$2} END {print s}') stories)"
+
+pytest: setup
+	@$(PY) -m pytest
+
+test: setup
+	@$(PY) -m core.knowledge
+	@$(MAKE) --no-print-directory validate
+	@$(MAKE) --no-print-directory test-stories
+	@$(MAKE) --no-print-directory pytest
+
+bench: setup
+	@$(PY) bench/nlu_eval.py
+
+lock: install
+	@{ echo "# Lock file: every installed package at its exact version (pip freeze of a clean install of requirements.txt)."; \
+	   echo "# Regenerate with: make lock"; $(PY) -m pip freeze --exclude-editable; } > constraints.txt
+	@echo "constraints.txt updated"
+
+clean:
+	rm -rf build models var/test-results

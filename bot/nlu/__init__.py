@@ -1,0 +1,1 @@
+"""Custom Rasa NLU graph components (listed in ``config.yml`` by module path)."""

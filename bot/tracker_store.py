@@ -1,0 +1,193 @@
+"""Rasa's SQL tracker store on the project's one database URL, loading a bounded window of each conversation.
+
+Stock ``SQLTrackerStore`` reloads and replays every event of a conversation session on every message, and the
+policies then featurise all of it, so replies slow down as a conversation grows (to about 130 ms by turn 200 on
+a 2-core machine). Only the last few turns decide what the assistant does next, so this store loads the most
+recent ``tracker_window`` events, starting at a turn boundary, preceded by the slot values and active loop in
+force at that point (read from the events table, not replayed). Every event is still stored, and
+``retrieve_full_tracker`` still returns whole conversations (for transcripts and the agent console).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from rasa.core.brokers.broker import EventBroker
+from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.constants import ACTION_LISTEN_NAME
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActiveLoop, AllSlotsReset, Event, Restarted, SessionStarted, SlotSet
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.utils.common import all_subclasses
+
+from bot.rasa_patches import install_cached_action_validation
+from core.db.engine import configure_sqlite
+from core.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# Set on each tracker this store builds: how many of its events are already in the database.
+STORED_EVENTS_ATTRIBUTE = "_billing_stored_event_count"
+
+
+def event_classes_by_type() -> dict[str, type[Event]]:
+    """Every event class by its ``type_name``, first definition winning as in ``Event.resolve_by_type``.
+
+    ``Event.from_parameters`` walks all Event subclasses for every event it reads; with a window of a hundred
+    events that reflection cost more than the database query, so the store resolves types through this map.
+    """
+    classes: dict[str, type[Event]] = {}
+    for cls in all_subclasses(Event):
+        classes.setdefault(cls.type_name, cls)
+    return classes
+
+
+def deserialise(event_dicts: list[dict[str, Any]], classes: dict[str, type[Event]]) -> list[Event]:
+    """Events from their stored form; unknown types are skipped as Rasa skips them."""
+    events: list[Event] = []
+    for data in event_dicts:
+        cls = classes.get(str(data.get("event")))
+        event = cls._from_parameters(data) if cls is not None else Event.from_parameters(data)
+        if event is not None:
+            events.append(event)
+    return events
+
+
+class WindowedSQLTrackerStore(SQLTrackerStore):
+    """SQL tracker store on ``Settings.database_url`` that loads the recent window of a conversation."""
+
+    def __init__(
+        self,
+        domain: Domain | None = None,
+        event_broker: EventBroker | None = None,
+        url: str | None = None,
+        window: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        # The tracker store is built once when the Rasa server starts: the place for process-wide set-up.
+        install_cached_action_validation()
+        settings = Settings.from_env()
+        database_url = sa.engine.make_url(url or settings.database_url)
+        if database_url.get_backend_name() == "sqlite" and database_url.database:
+            Path(database_url.database).parent.mkdir(parents=True, exist_ok=True)
+        self.window = window or settings.tracker_window
+        # A full URL in ``host`` is used as is by SQLTrackerStore (any dialect SQLAlchemy knows).
+        kwargs.pop("host", None)
+        super().__init__(
+            domain=domain,
+            host=database_url.render_as_string(hide_password=False),
+            event_broker=event_broker,
+            **kwargs,
+        )
+        configure_sqlite(self.engine)
+        self._event_classes = event_classes_by_type()
+        sa.Index("ix_events_sender_id_id", self.SQLEvent.sender_id, self.SQLEvent.id).create(
+            self.engine, checkfirst=True
+        )
+
+    # -- reading ---------------------------------------------------------------------------------------------
+
+    def _latest_id(self, session: Any, sender_id: str, type_names: Iterable[str], before: int | None = None) -> int:
+        query = session.query(sa.func.max(self.SQLEvent.id)).filter(
+            self.SQLEvent.sender_id == sender_id, self.SQLEvent.type_name.in_(list(type_names))
+        )
+        if before is not None:
+            query = query.filter(self.SQLEvent.id < before)
+        return int(query.scalar() or 0)
+
+    def _state_before(self, session: Any, sender_id: str, start: int, first_id: int) -> list[dict[str, Any]]:
+        """Events that recreate the slots and active loop in force just before event ``first_id``."""
+        reset = max(start, self._latest_id(session, sender_id, [AllSlotsReset.type_name], before=first_id))
+        latest_slot_events = (
+            session.query(sa.func.max(self.SQLEvent.id))
+            .filter(
+                self.SQLEvent.sender_id == sender_id,
+                self.SQLEvent.type_name == SlotSet.type_name,
+                self.SQLEvent.id >= reset,
+                self.SQLEvent.id < first_id,
+            )
+            .group_by(self.SQLEvent.action_name)  # SQLTrackerStore stores a SlotSet's slot name there
+        )
+        loop_event = self._latest_id(session, sender_id, [ActiveLoop.type_name], before=first_id)
+        ids = [row[0] for row in latest_slot_events.all()]
+        if loop_event >= start:
+            ids.append(loop_event)
+        rows = session.query(self.SQLEvent).filter(self.SQLEvent.id.in_(ids)).order_by(self.SQLEvent.id).all()
+        return [json.loads(row.data) for row in rows]
+
+    async def _retrieve(self, sender_id: str, fetch_events_from_all_sessions: bool) -> DialogueStateTracker | None:
+        if fetch_events_from_all_sessions or self.domain is None:
+            return await super()._retrieve(sender_id, fetch_events_from_all_sessions)
+        with self.session_scope() as session:
+            start = self._latest_id(session, sender_id, [SessionStarted.type_name, Restarted.type_name])
+            rows = (
+                session.query(self.SQLEvent)
+                .filter(self.SQLEvent.sender_id == sender_id, self.SQLEvent.id >= start)
+                .order_by(self.SQLEvent.id.desc())
+                .limit(self.window + 1)
+                .all()
+            )
+            rows.reverse()
+            if not rows:
+                return None
+            prefix: list[dict[str, Any]] = []
+            if len(rows) > self.window:
+                # Start the window where a turn starts (the bot listening), so no rule sees half a turn.
+                for index, row in enumerate(rows):
+                    if index > 0 and row.type_name == "action" and row.action_name == ACTION_LISTEN_NAME:
+                        rows = rows[index:]
+                        break
+                prefix = self._state_before(session, sender_id, start, rows[0].id)
+            events = prefix + [json.loads(row.data) for row in rows]
+        tracker = DialogueStateTracker.from_events(
+            sender_id, deserialise(events, self._event_classes), self.domain.slots
+        )
+        setattr(tracker, STORED_EVENTS_ATTRIBUTE, len(tracker.events))
+        return tracker
+
+    # -- writing ---------------------------------------------------------------------------------------------
+
+    def _unsaved_events(self, tracker: DialogueStateTracker) -> list[Event] | None:
+        stored = getattr(tracker, STORED_EVENTS_ATTRIBUTE, None)
+        if stored is None:
+            return None
+        return list(tracker.events)[stored:]
+
+    async def stream_events(self, tracker: DialogueStateTracker) -> None:
+        """Publish the tracker's new events to the event broker, if one is configured."""
+        new_events = self._unsaved_events(tracker)
+        if new_events is None:
+            await super().stream_events(tracker)
+        elif self.event_broker is not None:
+            await self._stream_new_events(self.event_broker, new_events, tracker.sender_id)
+
+    def serialise_event(self, event: Event) -> dict[str, Any]:
+        """The stored form of one event (a hook for subclasses that must redact)."""
+        return event.as_dict()
+
+    async def save(self, tracker: DialogueStateTracker) -> None:
+        """Store the events this tracker gained since it was loaded (or all unsaved ones, for a new tracker)."""
+        new_events = self._unsaved_events(tracker)
+        await self.stream_events(tracker)
+        with self.session_scope() as session:
+            if new_events is None:
+                new_events = list(self._additional_events(session, tracker))
+            for event in new_events:
+                data = self.serialise_event(event)
+                session.add(
+                    self.SQLEvent(
+                        sender_id=tracker.sender_id,
+                        type_name=event.type_name,
+                        timestamp=data.get("timestamp"),
+                        intent_name=data.get("parse_data", {}).get("intent", {}).get("name"),
+                        action_name=data.get("name"),
+                        data=json.dumps(data),
+                    )
+                )
+            session.commit()
+        setattr(tracker, STORED_EVENTS_ATTRIBUTE, len(tracker.events))

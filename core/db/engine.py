@@ -1,0 +1,66 @@
+"""Engines and sessions for the shared store: built by a factory at start-up, never at import."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets the Rasa server, the action server and the mailroom read while one of them writes; the busy
+    # timeout makes a writer wait for another instead of failing with "database is locked".
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # In WAL mode NORMAL never corrupts the file; a power cut may lose the last transactions, not the database.
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def configure_sqlite(engine: Engine) -> None:
+    """Give SQLite connections of ``engine`` the settings several processes need; no-op on other databases."""
+    if engine.dialect.name == "sqlite" and not sa.event.contains(engine, "connect", _on_sqlite_connect):
+        sa.event.listen(engine, "connect", _on_sqlite_connect)
+        engine.dispose()  # connections opened before the listener existed lack the pragmas
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; creates the SQLite file's folder when needed."""
+    parsed = sa.engine.make_url(url)
+    kwargs: dict[str, Any] = {"future": True}
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    else:
+        kwargs["pool_pre_ping"] = True
+    engine = sa.create_engine(parsed, **kwargs)
+    configure_sqlite(engine)
+    return engine
+
+
+def make_session_factory(engine: Engine) -> sessionmaker:
+    """Sessions bound to ``engine`` (2.0 style, objects usable after commit)."""
+    return sessionmaker(bind=engine, future=True, expire_on_commit=False)
+
+
+@contextmanager
+def unit_of_work(factory: sessionmaker) -> Iterator[Session]:
+    """One session for one unit of work: committed when the block ends, rolled back if it raises."""
+    session: Session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

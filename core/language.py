@@ -1,0 +1,141 @@
+"""Language of a message (English or French) and of a conversation.
+
+Detection combines ``langdetect`` (seeded, so the same text always gets the same answer, and restricted to the
+English and French profiles) with cue words typical of each language's chat style, which carry short messages
+where character statistics are unreliable. A guess is *decisive* only when the message holds enough content
+words to overrule the language a conversation is already in: "ok", "merci", "Visa?" or an invoice number
+never switch a conversation (``choose_language``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
+from langdetect.lang_detect_exception import LangDetectException
+
+from core.text import fold_accents, normalize_for_matching
+
+SUPPORTED_LANGUAGES: tuple[str, ...] = ("en", "fr")
+DEFAULT_LANGUAGE = "en"
+
+# Words that tell the languages apart in chat, accent-folded, after texting expansion. Words common to both
+# ("a", "on", "me", "as", "an", "en"...) are left out on purpose.
+FRENCH_CUES = frozenset(
+    """je j' tu il elle nous vous ils elles le la les l' un une des du de d' au aux et ou mais pas ne n' plus est
+    sont suis ai avez avec pour sur dans par que qu' qui quoi quand comment pourquoi ce cette ces c'est ca mon ma mes
+    ton ta tes son sa ses votre vos notre nos leur moi toi puis peux peut veux voudrais faut faire fait avoir etre ete
+    facture factures paiement paiements payer carte cartes compte courriel courriels utilisateur utilisateurs releve
+    appels appel mois depuis aussi encore deja merci bonjour salut allo oui non s'il plait beaucoup quelqu'un
+    maintenant toujours parce il y aide parler agent ajouter modifier voir trouve recu credit credits portail
+    facturation numero adresse langue francais anglais ma mon mes est-ce j'ai c'est qu'est-ce pantoute ben icitte
+    tu sais chez bonne journee soir matin""".split()
+)
+ENGLISH_CUES = frozenset(
+    """i my mine you your yours he she it we they the and or but not no is are was were be been am do does did have
+    has had can could would should will to of in at for with from by about what when where why how which who this that
+    these those there here please thanks thank hi hello hey yes yeah nope invoice invoices bill bills billing payment
+    payments pay card cards account email emails user users call calls history balance help talk get add change see
+    find received phone number address language french english want need my i'm it's doesn't don't can't morning
+    evening good day""".split()
+)
+# Courtesy and yes/no words that bilingual customers drop in either language: they help a first guess but never
+# prove a switch.
+COURTESY = frozenset(
+    """ok okay oki k merci mrc thanks thank thx ty bonjour bonsoir salut allo hi hello hey bye oui non yes no yeah
+    nope ouais svp s'il plait please cool super parfait perfect top d'accord correct sure""".split()
+)
+# Language-neutral words: brand and product names the customers use in both languages.
+NEUTRAL = frozenset(
+    """visa mastercard master amex american express discover interac debit net2phone autopay auto pay cdr cdrs pdf
+    portal billing_portal ok okay email""".split()
+)
+
+_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
+_NOISE = re.compile(r"(https?://\S+|\S+@\S+|\b\w*\d\w*\b)", re.UNICODE)
+_ACCENTED = re.compile(r"[àâçéèêëîïôûùüÿœæ]", re.IGNORECASE)
+
+CUE_WEIGHT = 1.1
+ACCENT_WEIGHT = 1.5
+DECISIVE_CONFIDENCE = 0.9
+
+
+@dataclass(frozen=True)
+class LanguageGuess:
+    """What one message says about its language.
+
+    Attributes:
+        language: "en" or "fr", the more likely of the two.
+        confidence: probability of ``language`` (0.5 to 1).
+        decisive: True when the message carries enough evidence to switch a conversation's language.
+    """
+
+    language: str
+    confidence: float
+    decisive: bool
+
+
+def choose_language(guess: LanguageGuess, current: str | None) -> str:
+    """The conversation's language after a message: the guess when the conversation has none yet or when the guess
+    is decisive, otherwise the language the conversation is already in."""
+    if current not in SUPPORTED_LANGUAGES or guess.decisive:
+        return guess.language
+    return current
+
+
+def _load_factory(seed: int) -> DetectorFactory:
+    factory = DetectorFactory()
+    profiles = [(Path(PROFILES_DIRECTORY) / code).read_text(encoding="utf-8") for code in SUPPORTED_LANGUAGES]
+    factory.load_json_profile(profiles)
+    factory.set_seed(seed)
+    return factory
+
+
+class LanguageDetector:
+    """Detects English or French in one message; build one per process and reuse it (profiles load once)."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self._factory = _load_factory(seed)
+
+    def _langdetect_french_probability(self, text: str) -> float | None:
+        detector = self._factory.create()
+        detector.append(text)
+        try:
+            probabilities = detector.get_probabilities()
+        except LangDetectException:  # no usable characters
+            return None
+        by_language = {p.lang: p.prob for p in probabilities}
+        total = sum(by_language.values())
+        return by_language.get("fr", 0.0) / total if total else None
+
+    def detect(self, text: str) -> LanguageGuess:
+        """Guess the language of ``text``; never raises, an empty or symbol-only text gives a non-decisive "en"."""
+        cleaned = _NOISE.sub(" ", text)
+        raw_words = _WORD.findall(cleaned.lower())
+        words = normalize_for_matching(" ".join(raw_words)).split()
+        signal = [w for w in words if w not in NEUTRAL]
+        if not signal:
+            return LanguageGuess(DEFAULT_LANGUAGE, 0.5, False)
+
+        logit = 0.0
+        letters = sum(len(w) for w in signal)
+        french_probability = self._langdetect_french_probability(" ".join(raw_words)) if letters >= 3 else None
+        if french_probability is not None:
+            clipped = min(max(french_probability, 0.02), 0.98)
+            # langdetect is trustworthy on long text only: weigh it by how much text there is.
+            logit += math.log(clipped / (1 - clipped)) * min(1.0, letters / 25)
+        folded = [fold_accents(w) for w in signal]
+        logit += CUE_WEIGHT * sum(1 for w in folded if w in FRENCH_CUES)
+        logit -= CUE_WEIGHT * sum(1 for w in folded if w in ENGLISH_CUES)
+        if _ACCENTED.search(cleaned):
+            logit += ACCENT_WEIGHT
+        french = 1 / (1 + math.exp(-logit))
+        language = "fr" if french >= 0.5 else "en"
+        confidence = french if language == "fr" else 1 - french
+        content_words = [w for w in folded if w not in COURTESY]
+        decisive = len(content_words) >= 2 and confidence >= DECISIVE_CONFIDENCE
+        return LanguageGuess(language, round(confidence, 4), decisive)
+

@@ -1,0 +1,87 @@
+"""One settings object for every process of the project.
+
+Defaults live in code; the environment overrides them. Every variable has the ``BILLING_`` prefix except
+``DATABASE_URL``, the conventional name that hosting platforms set. Nothing secret has a default here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.errors import ConfigurationError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PREFIX = "BILLING_"
+
+
+def _default_var_dir() -> Path:
+    return PROJECT_ROOT / "var"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Run-time configuration shared by the Rasa server, the action server and the tools.
+
+    Attributes:
+        var_dir: where run-time state lives (the SQLite database, logs, generated secrets).
+        database_url: SQLAlchemy URL of the one shared store (tracker store, handoff requests, feedback...).
+        rasa_host / rasa_port: where the Rasa server listens (REST and socket.io channels).
+        action_host / action_port: where the action server listens.
+        tracker_window: how many of a conversation's most recent events the Rasa server loads per message.
+        knowledge_dir: the folder of FAQ articles.
+    """
+
+    var_dir: Path = field(default_factory=_default_var_dir)
+    database_url: str = ""
+    rasa_host: str = "127.0.0.1"
+    rasa_port: int = 5005
+    action_host: str = "127.0.0.1"
+    action_port: int = 5055
+    tracker_window: int = 60
+    knowledge_dir: Path = PROJECT_ROOT / "knowledge"
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{self.var_dir / 'billing.db'}")
+        for name in ("rasa_port", "action_port"):
+            port = getattr(self, name)
+            if not 0 < port < 65536:
+                raise ConfigurationError(f"{PREFIX}{name.upper()}={port}: a port is a number from 1 to 65535")
+        if self.tracker_window < 20:
+            raise ConfigurationError(
+                f"{PREFIX}TRACKER_WINDOW={self.tracker_window}: at least 20 events are needed to keep the rules' context"
+            )
+
+    @property
+    def action_endpoint(self) -> str:
+        """The URL the Rasa server calls to run custom actions."""
+        return f"http://{self.action_host}:{self.action_port}/webhook"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build the settings from defaults overridden by ``environ`` (the process environment by default)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for name, kind in (
+            ("var_dir", Path),
+            ("database_url", str),
+            ("rasa_host", str),
+            ("rasa_port", int),
+            ("action_host", str),
+            ("action_port", int),
+            ("tracker_window", int),
+            ("knowledge_dir", Path),
+        ):
+            raw = env.get(PREFIX + name.upper())
+            if raw is None or raw == "":
+                continue
+            try:
+                values[name] = kind(raw)
+            except ValueError as error:
+                raise ConfigurationError(f"{PREFIX}{name.upper()}={raw!r}: {error}") from error
+        if env.get("DATABASE_URL"):
+            values["database_url"] = env["DATABASE_URL"]
+        return cls(**values)  # type: ignore[arg-type]

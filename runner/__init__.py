@@ -1,0 +1,1 @@
+"""Starts and supervises the project's processes for ``make run`` (``python -m runner``)."""
