@@ -23,6 +23,8 @@ from bot.nlu.language import LANGUAGE_KEY
 from core.language import SUPPORTED_LANGUAGES, LanguageGuess, choose_language
 
 LANGUAGE_SLOT = "language"
+# Message metadata key a channel may set to the customer's known language (the portal's interface language).
+LANGUAGE_HINT_KEY = "language"
 
 
 def conversation_language_after(tracker: DialogueStateTracker) -> str | None:
@@ -32,7 +34,9 @@ def conversation_language_after(tracker: DialogueStateTracker) -> str | None:
     if not isinstance(raw, dict) or raw.get("language") not in SUPPORTED_LANGUAGES:
         return None
     guess = LanguageGuess(str(raw["language"]), float(raw.get("confidence", 0.5)), bool(raw.get("decisive")))
-    return choose_language(guess, tracker.get_slot(LANGUAGE_SLOT))
+    metadata = latest.metadata if latest is not None and isinstance(latest.metadata, dict) else {}
+    hint = metadata.get(LANGUAGE_HINT_KEY)
+    return choose_language(guess, tracker.get_slot(LANGUAGE_SLOT), hint if isinstance(hint, str) else None)
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.POLICY_WITHOUT_END_TO_END_SUPPORT], is_trainable=True)

@@ -30,7 +30,7 @@ FRENCH_CUES = frozenset(
     ton ta tes son sa ses votre vos notre nos leur moi toi puis peux peut veux voudrais faut faire fait avoir etre ete
     facture factures paiement paiements payer carte cartes compte courriel courriels utilisateur utilisateurs releve
     appels appel mois depuis aussi encore deja merci bonjour salut allo oui non s'il plait beaucoup quelqu'un
-    maintenant toujours parce il y aide parler agent ajouter modifier voir trouve recu credit credits portail
+    maintenant toujours parce il y aide parler agent ajouter modifier voir trouve recu portail
     facturation numero adresse langue francais anglais ma mon mes est-ce j'ai c'est qu'est-ce pantoute ben icitte
     tu sais chez bonne journee soir matin""".split()
 )
@@ -61,6 +61,9 @@ _ACCENTED = re.compile(r"[àâçéèêëîïôûùüÿœæ]", re.IGNORECASE)
 CUE_WEIGHT = 1.1
 ACCENT_WEIGHT = 1.5
 DECISIVE_CONFIDENCE = 0.9
+# A conversation's first message sets its language only with at least this confidence ("export", "merci" alone
+# do not); below it, the hint from the channel (the portal's interface language) or the default applies.
+FIRST_GUESS_CONFIDENCE = 0.75
 
 
 @dataclass(frozen=True)
@@ -78,12 +81,22 @@ class LanguageGuess:
     decisive: bool
 
 
-def choose_language(guess: LanguageGuess, current: str | None) -> str:
-    """The conversation's language after a message: the guess when the conversation has none yet or when the guess
-    is decisive, otherwise the language the conversation is already in."""
-    if current not in SUPPORTED_LANGUAGES or guess.decisive:
+def choose_language(guess: LanguageGuess, current: str | None, hint: str | None = None) -> str:
+    """The conversation's language after a message.
+
+    A decisive guess always wins (the customer clearly switched). Otherwise a conversation keeps its language; a
+    new one takes a confident guess, else the channel's ``hint`` (e.g. the portal's interface language sent in
+    the message metadata), else English.
+    """
+    if guess.decisive:
         return guess.language
-    return current
+    if current in SUPPORTED_LANGUAGES:
+        return str(current)
+    if guess.confidence >= FIRST_GUESS_CONFIDENCE:
+        return guess.language
+    if hint in SUPPORTED_LANGUAGES:
+        return str(hint)
+    return DEFAULT_LANGUAGE
 
 
 def _load_factory(seed: int) -> DetectorFactory:

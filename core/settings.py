@@ -32,6 +32,7 @@ class Settings:
         action_host / action_port: where the action server listens.
         tracker_window: how many of a conversation's most recent events the Rasa server loads per message.
         knowledge_dir: the folder of FAQ articles.
+        model_path: the trained Rasa model the server loads.
     """
 
     var_dir: Path = field(default_factory=_default_var_dir)
@@ -42,6 +43,7 @@ class Settings:
     action_port: int = 5055
     tracker_window: int = 60
     knowledge_dir: Path = PROJECT_ROOT / "knowledge"
+    model_path: Path = PROJECT_ROOT / "models" / "billing.tar.gz"
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -74,6 +76,7 @@ class Settings:
             ("action_port", int),
             ("tracker_window", int),
             ("knowledge_dir", Path),
+            ("model_path", Path),
         ):
             raw = env.get(PREFIX + name.upper())
             if raw is None or raw == "":

@@ -17,10 +17,16 @@ import yaml
 
 from core.errors import ConfigurationError
 from core.settings import PROJECT_ROOT, Settings
-from runner.processes import LaunchError, Service, ensure_port_free, first_exited, start, stop, wait_until_ready
-
-MODEL = PROJECT_ROOT / "models" / "billing.tar.gz"
-
+from runner.processes import (
+    LaunchError,
+    Service,
+    ensure_port_free,
+    first_exited,
+    start,
+    stop,
+    wait_until_ready,
+    write_pid_file,
+)
 
 def _stop_requested(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
@@ -50,7 +56,7 @@ def services_for(settings: Settings, endpoints: Path) -> list[Service]:
         Service(
             name="rasa",
             command=[
-                rasa, "run", "--model", str(MODEL), "--endpoints", str(endpoints),
+                rasa, "run", "--model", str(settings.model_path), "--endpoints", str(endpoints),
                 "--credentials", str(PROJECT_ROOT / "credentials.yml"), "--interface", settings.rasa_host,
                 "--port", str(settings.rasa_port), "--cors", "*",
             ],
@@ -67,8 +73,8 @@ def main() -> int:
     except ConfigurationError as error:
         print(f"make run: {error}", file=sys.stderr)
         return 2
-    if not MODEL.exists():
-        print(f"make run: no trained model at {MODEL}; `make run` trains it, or run `make train`.", file=sys.stderr)
+    if not settings.model_path.exists():
+        print(f"make run: no trained model at {settings.model_path}; run `make train`.", file=sys.stderr)
         return 2
     services = services_for(settings, write_endpoints(settings))
     env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT), SQLALCHEMY_SILENCE_UBER_WARNING="1")
@@ -81,6 +87,7 @@ def main() -> int:
         for service in services:
             print(f"starting {service.name} (log: {log_dir / service.name}.log)...", flush=True)
             start(service, env, PROJECT_ROOT, log_dir)
+            write_pid_file(service, settings.var_dir / "run")
             wait_until_ready(service)
         rest = f"http://{settings.rasa_host}:{settings.rasa_port}/webhooks/rest/webhook"
         print(

@@ -95,6 +95,15 @@ def start(service: Service, env: Mapping[str, str], cwd: Path, log_dir: Path) ->
         log.close()
 
 
+def write_pid_file(service: Service, directory: Path) -> Path:
+    """Record the service's process id in ``directory/<name>.pid`` (for tools that measure it)."""
+    assert service.process is not None, "start() the service first"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{service.name}.pid"
+    path.write_text(f"{service.process.pid}\n", encoding="utf-8")
+    return path
+
+
 def wait_until_ready(service: Service, clock: Callable[[], float] = time.monotonic) -> None:
     """Poll the service's health URL until it answers; raise ``LaunchError`` if it dies or times out."""
     assert service.process is not None, "start() the service first"

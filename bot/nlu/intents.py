@@ -36,7 +36,7 @@ class TopicIntentClassifier(GraphComponent, IntentClassifier):
             "regularization": defaults.regularization,
             "negative_weight": defaults.negative_weight,
             "negative_label": defaults.negative_label,
-            "ranking_length": 10,
+            "ranking_length": 30,
         }
 
     def __init__(

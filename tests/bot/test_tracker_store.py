@@ -1,0 +1,161 @@
+"""The windowed SQL tracker store, on SQLite and PostgreSQL: it stores every event exactly once and loads a
+bounded window that still carries the slots and active loop set before it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import (
+    ActionExecuted,
+    ActiveLoop,
+    AllSlotsReset,
+    BotUttered,
+    SessionStarted,
+    SlotSet,
+    UserUttered,
+)
+from rasa.shared.core.trackers import DialogueStateTracker
+
+from bot.tracker_store import WindowedSQLTrackerStore
+
+DOMAIN = Domain.from_yaml(
+    """
+version: "3.1"
+intents: [greet]
+slots:
+  language:
+    type: categorical
+    values: [en, fr]
+    influence_conversation: false
+    mappings: [{type: custom}]
+  contact_email:
+    type: text
+    influence_conversation: false
+    mappings: [{type: custom}]
+forms:
+  handoff_form:
+    required_slots: [contact_email]
+responses:
+  utter_greet: [{text: hi}]
+"""
+)
+WINDOW = 24
+
+
+def run(coroutine):  # type: ignore[no-untyped-def]
+    return asyncio.run(coroutine)
+
+
+@pytest.fixture
+def store(database_url: str) -> WindowedSQLTrackerStore:
+    return WindowedSQLTrackerStore(domain=DOMAIN, url=database_url, window=WINDOW)
+
+
+def turn(tracker: DialogueStateTracker, number: int, extra: list | None = None) -> None:
+    """One customer message and one bot answer, as the processor records them."""
+    tracker.update(UserUttered(f"message {number}", intent={"name": "greet", "confidence": 1.0}))
+    for event in extra or []:
+        tracker.update(event)
+    tracker.update(ActionExecuted("utter_greet"))
+    tracker.update(BotUttered(f"answer {number}"))
+    tracker.update(ActionExecuted("action_listen"))
+
+
+def converse(store: WindowedSQLTrackerStore, sender: str, turns: int, extras: dict[int, list] | None = None) -> int:
+    """Play ``turns`` turns, reloading the tracker before each as the Rasa server does; returns events written."""
+    tracker = run(store.get_or_create_tracker(sender))
+    written = len(tracker.events)
+    for number in range(turns):
+        tracker = run(store.retrieve(sender))
+        before = len(tracker.events)
+        turn(tracker, number, (extras or {}).get(number))
+        written += len(tracker.events) - before
+        run(store.save(tracker))
+    return written
+
+
+def stored_events(store: WindowedSQLTrackerStore, sender: str) -> list[dict]:
+    with store.session_scope() as session:
+        rows = session.query(store.SQLEvent).filter(store.SQLEvent.sender_id == sender).order_by(store.SQLEvent.id)
+        return [json.loads(row.data) for row in rows]
+
+
+def test_every_event_is_stored_once_and_the_window_is_bounded(store: WindowedSQLTrackerStore) -> None:
+    sender = f"s-{uuid.uuid4().hex}"
+    written = converse(store, sender, 40)
+    events = stored_events(store, sender)
+    assert len(events) == written
+    assert [e["text"] for e in events if e["event"] == "user"] == [f"message {n}" for n in range(40)]
+    window = run(store.retrieve(sender))
+    assert len(window.events) <= WINDOW
+    first = window.events[0]
+    assert isinstance(first, ActionExecuted) and first.action_name == "action_listen"
+    assert window.latest_message.text == "message 39"
+    full = run(store.retrieve_full_tracker(sender))
+    assert len(full.events) == written
+
+
+def test_slots_and_active_loop_set_before_the_window_are_restored(store: WindowedSQLTrackerStore) -> None:
+    sender = f"s-{uuid.uuid4().hex}"
+    converse(
+        store, sender, 30,
+        extras={0: [SlotSet("language", "fr"), SlotSet("contact_email", "old@example.ca")],
+                1: [SlotSet("contact_email", "new@example.ca"), ActiveLoop("handoff_form")]},
+    )
+    window = run(store.retrieve(sender))
+    assert not any(isinstance(e, UserUttered) and e.text in ("message 0", "message 1") for e in window.events)
+    assert window.get_slot("language") == "fr"
+    assert window.get_slot("contact_email") == "new@example.ca"
+    assert window.active_loop_name == "handoff_form"
+
+
+def test_a_slot_changed_inside_the_window_keeps_its_latest_value(store: WindowedSQLTrackerStore) -> None:
+    sender = f"s-{uuid.uuid4().hex}"
+    converse(store, sender, 30, extras={0: [SlotSet("language", "fr")], 28: [SlotSet("language", "en")]})
+    assert run(store.retrieve(sender)).get_slot("language") == "en"
+
+
+def test_slots_reset_before_the_window_stay_reset(store: WindowedSQLTrackerStore) -> None:
+    sender = f"s-{uuid.uuid4().hex}"
+    converse(store, sender, 30, extras={0: [SlotSet("language", "fr")], 2: [AllSlotsReset()]})
+    assert run(store.retrieve(sender)).get_slot("language") is None
+
+
+def test_only_the_latest_session_is_loaded(store: WindowedSQLTrackerStore) -> None:
+    sender = f"s-{uuid.uuid4().hex}"
+    converse(store, sender, 3, extras={0: [SlotSet("language", "fr")]})
+    tracker = run(store.retrieve(sender))
+    tracker.update(ActionExecuted("action_session_start"))
+    tracker.update(SessionStarted())
+    tracker.update(ActionExecuted("action_listen"))
+    run(store.save(tracker))
+    converse(store, sender, 2)
+    latest = run(store.retrieve(sender))
+    assert [e.text for e in latest.events if isinstance(e, UserUttered)] == ["message 0", "message 1"]
+    assert latest.get_slot("language") is None
+    assert len(run(store.retrieve_full_tracker(sender)).events) == len(stored_events(store, sender))
+
+
+def test_a_tracker_not_loaded_by_the_store_is_saved_whole(store: WindowedSQLTrackerStore) -> None:
+    sender = f"s-{uuid.uuid4().hex}"
+    tracker = DialogueStateTracker(sender, DOMAIN.slots)
+    turn(tracker, 0)
+    run(store.save(tracker))
+    assert len(stored_events(store, sender)) == len(tracker.events)
+
+
+def test_conversations_live_in_the_configured_database(store: WindowedSQLTrackerStore, database_url: str) -> None:
+    sender = f"s-{uuid.uuid4().hex}"
+    converse(store, sender, 2)
+    engine = sa.create_engine(database_url)
+    with engine.connect() as connection:
+        count = connection.execute(
+            sa.text("SELECT count(*) FROM events WHERE sender_id = :sender"), {"sender": sender}
+        ).scalar_one()
+    engine.dispose()
+    assert count == len(stored_events(store, sender)) > 0

@@ -1,0 +1,94 @@
+"""The real stack (Rasa server + action server, started as ``make run`` starts them) once per database kind."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from core.db.migrate import upgrade
+from core.knowledge import load_articles
+from core.settings import PROJECT_ROOT
+from runner.harness import Stack, send, stack_environment
+
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, trained_model: Path) -> Iterator[Stack]:
+    var_dir = tmp_path_factory.mktemp(f"stack-{request.param}")
+    if request.param == "sqlite":
+        url = f"sqlite:///{var_dir / 'billing.db'}"
+    else:
+        url = str(request.getfixturevalue("postgres_url"))
+    upgrade(url)
+    running = Stack(stack_environment(var_dir, database_url=url, BILLING_MODEL_PATH=str(trained_model))).start()
+    yield running
+    assert running.stop() == 0, "the stack did not stop cleanly on Ctrl-C"
+
+
+@pytest.fixture
+def database(stack: Stack) -> Iterator[sa.engine.Engine]:
+    engine = sa.create_engine(stack.settings.database_url, future=True)
+    yield engine
+    engine.dispose()
+
+
+class Responses:
+    """The texts the assistant may send, by response name and language (from domain.yml and the articles)."""
+
+    def __init__(self) -> None:
+        self.texts: dict[tuple[str, str], list[str]] = {}
+        responses = yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8"))["responses"]
+        for name, variations in responses.items():
+            for variation in variations:
+                language = "fr" if variation.get("condition") else "en"
+                self.texts.setdefault((name, language), []).append(" ".join(variation["text"].split()))
+        for article in load_articles(PROJECT_ROOT / "knowledge"):
+            for language, answer in article.answer.items():
+                self.texts[(article.response, language)] = [answer]
+
+    def name_of(self, text: str, language: str) -> str | None:
+        """Which response (in ``language``) ``text`` is; placeholders such as {reference} match anything."""
+        text = " ".join(text.split())
+        for (name, lang), candidates in self.texts.items():
+            if lang != language:
+                continue
+            for candidate in candidates:
+                pattern = re.escape(candidate)
+                pattern = re.sub(r"\\\{\w+\\\}", ".+", pattern)
+                if re.fullmatch(pattern, text):
+                    return name
+        return None
+
+
+@pytest.fixture(scope="session")
+def responses() -> Responses:
+    return Responses()
+
+
+class Chat:
+    """One conversation over the REST channel."""
+
+    def __init__(self, stack: Stack, responses: Responses) -> None:
+        self.stack = stack
+        self.responses = responses
+        self.sender = f"e2e-{next(_counter)}-{id(self)}"
+
+    def say(self, text: str, metadata: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        return send(self.stack.rest_url, self.sender, text, metadata)
+
+    def names(self, text: str, language: str, metadata: dict[str, Any] | None = None) -> list[str | None]:
+        """Send ``text``; the name of each reply, None for a reply that is not a response in ``language``."""
+        return [self.responses.name_of(reply.get("text", ""), language) for reply in self.say(text, metadata)]
+
+
+@pytest.fixture
+def chat(stack: Stack, responses: Responses) -> Chat:
+    return Chat(stack, responses)

@@ -1,0 +1,61 @@
+"""``make run``'s launcher: it refuses to start with a clear message when a piece is missing or a port is taken."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.settings import PROJECT_ROOT
+from runner.harness import stack_environment
+from runner.processes import LaunchError, Service, ensure_port_free, start, wait_until_ready
+
+
+def run_runner(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "runner"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_a_port_in_use_is_named_with_the_setting_to_change() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(LaunchError, match=f"port {port} .* BILLING_RASA_PORT=<port> make run"):
+            ensure_port_free("127.0.0.1", port, "BILLING_RASA_PORT")
+
+
+def test_the_launcher_stops_when_its_port_is_taken(tmp_path: Path, trained_model: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        env = stack_environment(tmp_path, BILLING_RASA_PORT=str(busy.getsockname()[1]), BILLING_MODEL_PATH=str(trained_model))
+        result = run_runner(env)
+    assert result.returncode == 1
+    assert "is already in use" in result.stderr and "BILLING_RASA_PORT" in result.stderr
+
+
+def test_the_launcher_says_how_to_get_a_missing_model(tmp_path: Path) -> None:
+    result = run_runner(stack_environment(tmp_path, BILLING_MODEL_PATH=str(tmp_path / "none.tar.gz")))
+    assert result.returncode == 2
+    assert "no trained model" in result.stderr and "make train" in result.stderr
+
+
+def test_a_bad_setting_is_reported_without_a_traceback(tmp_path: Path) -> None:
+    result = run_runner(stack_environment(tmp_path, BILLING_RASA_PORT="not-a-port"))
+    assert result.returncode == 2
+    assert "BILLING_RASA_PORT='not-a-port'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_service_that_dies_while_starting_is_reported_with_its_log(tmp_path: Path) -> None:
+    service = Service(
+        name="broken", command=[sys.executable, "-c", "import sys; print('cannot start: no config'); sys.exit(3)"],
+        health_url="http://127.0.0.1:9/", host="127.0.0.1", port=9, startup_timeout=30,
+    )
+    start(service, {}, tmp_path, tmp_path / "log")
+    with pytest.raises(LaunchError, match=r"(?s)broken exited with status 3.*cannot start: no config"):
+        wait_until_ready(service)
