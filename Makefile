@@ -19,7 +19,7 @@ MODEL_INPUTS := config.yml domain.yml $(wildcard knowledge/*.yml) $(shell find b
                 bot/build.py bot/policies.py $(wildcard bot/nlu/*.py) core/topics.py core/text.py \
                 core/language.py core/knowledge.py $(STAMP)
 
-.PHONY: run test setup install db build train validate test-stories pytest bench lock clean
+.PHONY: run test setup install db build train validate test-stories pytest bench lock clean shell
 
 run: setup
 	@$(PY) -m runner
@@ -86,3 +86,7 @@ lock: install
 
 clean:
 	rm -rf build models var/test-results
+
+# Chat in the terminal (with `make run` running in another terminal for the action server).
+shell: setup
+	@$(RASA) shell --model $(MODEL) --endpoints $$(test -f var/endpoints.yml && echo var/endpoints.yml || echo endpoints.yml) --port 5006

@@ -1,0 +1,83 @@
+"""The channels themselves: malformed REST requests get a clear 400; the socket.io channel (for the web widget)
+converses in both languages and passes message metadata."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+import socketio
+
+from core.knowledge import load_articles
+from core.settings import PROJECT_ROOT
+from runner.harness import Stack
+from tests.e2e.conftest import Responses
+
+pytestmark = pytest.mark.e2e
+
+
+def post(url: str, body: bytes) -> tuple[int, Any]:
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            return reply.status, json.loads(reply.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.mark.parametrize(
+    ("body", "complaint"),
+    [
+        (b"not json", "parsing body as json"),
+        (b"[1, 2]", "must be a JSON object"),
+        (b'{"sender": "a"}', '"message" is required'),
+        (b'{"sender": "a", "message": "   "}', '"message" is required'),
+        (b'{"message": "hello"}', '"sender" is required'),
+        (b'{"sender": "a", "message": "hi", "metadata": "fr"}', '"metadata", when given, must be a JSON object'),
+    ],
+)
+def test_a_malformed_rest_request_gets_a_400_naming_the_problem(stack: Stack, body: bytes, complaint: str) -> None:
+    status, answer = post(stack.rest_url, body)
+    assert status == 400
+    assert answer["error"] == "bad_request" and complaint in answer["message"]
+
+
+async def socketio_exchange(
+    stack: Stack, session: str, message: str, metadata: dict[str, Any], replies: int
+) -> list[dict[str, Any]]:
+    client = socketio.AsyncClient()
+    received: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    confirmed: asyncio.Queue[str] = asyncio.Queue()
+    client.on("bot_uttered", received.put)
+    client.on("session_confirm", confirmed.put)
+    await client.connect(
+        f"http://{stack.settings.rasa_host}:{stack.settings.rasa_port}", socketio_path="/socket.io",
+        transports=["websocket"],
+    )
+    try:
+        await client.emit("session_request", {"session_id": session})
+        assert await asyncio.wait_for(confirmed.get(), 30) == session
+        await client.emit("user_uttered", {"message": message, "session_id": session, "metadata": metadata})
+        return [await asyncio.wait_for(received.get(), 30) for _ in range(replies)]
+    finally:
+        await client.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("language", "message"), [("en", "which cards can I pay with?"), ("fr", "quelles cartes acceptez-vous")]
+)
+def test_the_socketio_channel_answers_in_the_customer_language(stack: Stack, language: str, message: str) -> None:
+    answer, question = asyncio.run(socketio_exchange(stack, f"sio-{language}", message, {}, replies=2))
+    article = next(a for a in load_articles(PROJECT_ROOT / "knowledge") if a.id == "payment_methods")
+    assert answer["text"] == article.answer[language]
+    assert [q["title"] for q in question["quick_replies"]] == (["Yes", "No"] if language == "en" else ["Oui", "Non"])
+
+
+@pytest.mark.parametrize("hint", ["en", "fr"])
+def test_socketio_metadata_carries_the_portal_language_hint(stack: Stack, responses: Responses, hint: str) -> None:
+    first = asyncio.run(socketio_exchange(stack, f"sio-hint-{hint}", "Visa?", {"language": hint}, replies=1))[0]
+    assert responses.name_of(first["text"], hint) is not None
