@@ -19,7 +19,7 @@ MODEL_INPUTS := config.yml domain.yml $(wildcard knowledge/*.yml) $(shell find b
                 bot/build.py bot/policies.py $(wildcard bot/nlu/*.py) core/topics.py core/text.py \
                 core/language.py core/knowledge.py $(STAMP)
 
-.PHONY: run test setup install db build train validate test-stories pytest bench lock clean shell
+.PHONY: run test setup install db build train validate test-stories pytest bench lock clean shell lint
 
 run: setup
 	@$(PY) -m runner
@@ -70,7 +70,12 @@ test-stories: $(MODEL)
 pytest: setup
 	@$(PY) -m pytest
 
+lint: install
+	@$(VENV)/bin/ruff check core bot runner tests bench scripts
+	@$(VENV)/bin/mypy
+
 test: setup
+	@$(MAKE) --no-print-directory lint
 	@$(PY) -m core.knowledge
 	@$(MAKE) --no-print-directory validate
 	@$(MAKE) --no-print-directory test-stories
@@ -79,10 +84,13 @@ test: setup
 bench: setup
 	@$(PY) bench/nlu_eval.py
 
-lock: install
-	@{ echo "# Lock file: every installed package at its exact version (pip freeze of a clean install of requirements.txt)."; \
-	   echo "# Regenerate with: make lock"; $(PY) -m pip freeze --exclude-editable; } > constraints.txt
-	@echo "constraints.txt updated"
+lock:
+	@py=$$(scripts/find-python310) || { echo "make: Python 3.10 is required"; exit 1; }; \
+	tmp=$$(mktemp -d); $$py -m venv $$tmp/venv && \
+	$$tmp/venv/bin/pip install -q --disable-pip-version-check -r requirements.txt && \
+	{ echo "# Lock file: every installed package at its exact version (pip freeze of a clean install of requirements.txt)."; \
+	  echo "# Regenerate with: make lock"; $$tmp/venv/bin/pip freeze --exclude-editable; } > constraints.txt; \
+	status=$$?; rm -rf $$tmp; test $$status -eq 0 && echo "constraints.txt regenerated from a clean install of requirements.txt"
 
 clean:
 	rm -rf build models var/test-results

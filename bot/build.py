@@ -57,12 +57,14 @@ def faq_domain(articles: list[Article]) -> dict[str, Any]:
 
 
 def faq_nlu(articles: list[Article]) -> dict[str, Any]:
-    """NLU examples: each article's phrasings, both languages under one intent."""
+    """NLU examples: each article's phrasings, one block per language, labelled with it (the language annotator
+    learns its vocabulary evidence from those labels)."""
     blocks = []
     for article in articles:
-        phrasings = [q for language in sorted(article.questions) for q in article.questions[language]]
-        # One example per line; a line break inside a phrasing would start a new example.
-        blocks.append({"intent": article.intent, "examples": "".join(f"- {' '.join(q.split())}\n" for q in phrasings)})
+        for language in sorted(article.questions):
+            # One example per line; a line break inside a phrasing would start a new example.
+            examples = "".join(f"- {' '.join(q.split())}\n" for q in article.questions[language])
+            blocks.append({"intent": article.intent, "metadata": {"language": language}, "examples": examples})
     return {"version": "3.1", "nlu": blocks}
 
 

@@ -12,11 +12,11 @@ from core.db.models import Feedback
 
 
 def record_feedback(
-    factory: sessionmaker, *, conversation_id: str, article_id: str, language: str, helpful: bool
+    factory: sessionmaker[Session], *, conversation_id: str, article_id: str, language: str, helpful: bool
 ) -> Feedback:
     """Store one answer to "Was this helpful?" (committed)."""
     with unit_of_work(factory) as session:
-        feedback = Feedback(
+        feedback: Feedback = Feedback(
             conversation_id=conversation_id, article_id=article_id, language=language, helpful=helpful
         )
         session.add(feedback)

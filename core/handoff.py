@@ -46,7 +46,7 @@ def extract_email(text: str | None) -> str | None:
 
 
 def record_handoff_request(
-    factory: sessionmaker,
+    factory: sessionmaker[Session],
     *,
     conversation_id: str,
     language: str,
@@ -59,7 +59,7 @@ def record_handoff_request(
     for _attempt in range(5):
         try:
             with unit_of_work(factory) as session:
-                request = HandoffRequest(
+                request: HandoffRequest = HandoffRequest(
                     reference=new_reference(REFERENCE_PREFIX),
                     conversation_id=conversation_id,
                     channel=channel,

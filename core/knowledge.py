@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         print(error, file=sys.stderr)
         return 1
     counts = {lang: sum(len(a.questions[lang]) for a in articles) for lang in SUPPORTED_LANGUAGES}
-    print(f"{len(articles)} articles OK in {directory} ({', '.join(f'{n} {l} phrasings' for l, n in counts.items())})")
+    print(f"{len(articles)} articles OK in {directory} ({', '.join(f'{n} {lang} phrasings' for lang, n in counts.items())})")
     return 0
 
 

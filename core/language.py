@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
 from langdetect.lang_detect_exception import LangDetectException
 
-from core.text import fold_accents, normalize_for_matching
+from core.text import fold_accents
 
 SUPPORTED_LANGUAGES: tuple[str, ...] = ("en", "fr")
 DEFAULT_LANGUAGE = "en"
@@ -32,7 +34,8 @@ FRENCH_CUES = frozenset(
     appels appel mois depuis aussi encore deja merci bonjour salut allo oui non s'il plait beaucoup quelqu'un
     maintenant toujours parce il y aide parler agent ajouter modifier voir trouve recu portail
     facturation numero adresse langue francais anglais ma mon mes est-ce j'ai c'est qu'est-ce pantoute ben icitte
-    tu sais chez bonne journee soir matin""".split()
+    tu sais chez bonne journee soir matin koi pk pcq chu jsuis jsui chui jpeux jveux svp stp bcp mtn slt bjr mrc
+    qqn qqch tsé tse cmt kossé ben pis icitte""".split()
 )
 ENGLISH_CUES = frozenset(
     """i my mine you your yours he she it we they the and or but not no is are was were be been am do does did have
@@ -40,7 +43,7 @@ ENGLISH_CUES = frozenset(
     these those there here please thanks thank hi hello hey yes yeah nope invoice invoices bill bills billing payment
     payments pay card cards account email emails user users call calls history balance help talk get add change see
     find received phone number address language french english want need my i'm it's doesn't don't can't morning
-    evening good day""".split()
+    evening good day u ur pls plz thx ty wat cant dont im ive doesnt didnt wont isnt whats""".split()
 )
 # Courtesy and yes/no words that bilingual customers drop in either language: they help a first guess but never
 # prove a switch.
@@ -54,16 +57,27 @@ NEUTRAL = frozenset(
     portal billing_portal ok okay email""".split()
 )
 
+# The Billing Portal's English labels, which French-speaking customers quote as they are ("Manage Users
+# s'affiche pas"): removed before detection so that a French sentence quoting them stays French.
+PORTAL_LABELS = re.compile(
+    r"\b(manage users|manage organi[sz]ation|edit profile|billing address|billing portal|call history|"
+    r"billed exports?|transaction history|transaction details|invoice transaction details|bill to|auto ?pay|"
+    r"current balance|account dashboard|dashboard|export)\b",
+    re.IGNORECASE,
+)
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
 _NOISE = re.compile(r"(https?://\S+|\S+@\S+|\b\w*\d\w*\b)", re.UNICODE)
 _ACCENTED = re.compile(r"[àâçéèêëîïôûùüÿœæ]", re.IGNORECASE)
 
 CUE_WEIGHT = 1.1
 ACCENT_WEIGHT = 1.5
+LEXICON_WEIGHT = 0.8
+LEXICON_MIN_COUNT = 2
+LEXICON_CLIP = 2.5
 DECISIVE_CONFIDENCE = 0.9
 # A conversation's first message sets its language only with at least this confidence ("export", "merci" alone
 # do not); below it, the hint from the channel (the portal's interface language) or the default applies.
-FIRST_GUESS_CONFIDENCE = 0.75
+FIRST_GUESS_CONFIDENCE = 0.6
 
 
 @dataclass(frozen=True)
@@ -79,6 +93,57 @@ class LanguageGuess:
     language: str
     confidence: float
     decisive: bool
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """Per-word evidence for French over English, learnt from phrasings whose language is known.
+
+    The FAQ articles hold some 1,600 customer phrasings per language, in the vocabulary customers really use
+    ("telechargement", "facturation", "releve"); a word's weight is its smoothed log-likelihood ratio, clipped so
+    that no single word decides. Words both languages use alike ("cdr", "export", "visa") weigh nothing.
+    """
+
+    weights: Mapping[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def learn(cls, phrasings: Iterable[tuple[str, str]]) -> Lexicon:
+        """Learn from ``(text, language)`` pairs, language "en" or "fr"."""
+        counts = {language: Counter[str]() for language in SUPPORTED_LANGUAGES}
+        for text, language in phrasings:
+            if language in counts:
+                counts[language].update(_words(text))
+        totals = {language: sum(c.values()) for language, c in counts.items()}
+        vocabulary = set(counts["en"]) | set(counts["fr"])
+        weights: dict[str, float] = {}
+        for word in vocabulary:
+            english, french = counts["en"][word], counts["fr"][word]
+            if english + french < LEXICON_MIN_COUNT:
+                continue
+            ratio = math.log((french + 1) / (totals["fr"] + len(vocabulary))) - math.log(
+                (english + 1) / (totals["en"] + len(vocabulary))
+            )
+            if abs(ratio) >= 0.5:
+                weights[word] = max(-LEXICON_CLIP, min(LEXICON_CLIP, ratio))
+        return cls(weights)
+
+    def logit(self, words: Iterable[str]) -> float:
+        """Summed evidence of ``words`` (positive: French)."""
+        return sum(self.weights.get(word, 0.0) for word in words)
+
+    def as_dict(self) -> dict[str, float]:
+        """Plain data, to persist in a model archive."""
+        return dict(self.weights)
+
+
+def _words(text: str) -> list[str]:
+    """Accent-folded words of ``text``, without numbers, URLs, addresses or quoted portal labels.
+
+    Texting forms stay as typed: "koi" and "pls" are evidence of their own language, and expanding an ambiguous
+    one ("ya": "you" or "il y a") would invent evidence.
+    """
+    cleaned = PORTAL_LABELS.sub(" ", _NOISE.sub(" ", text))
+    return [fold_accents(w) for w in _WORD.findall(cleaned.lower().replace("’", "'"))]
 
 
 def choose_language(guess: LanguageGuess, current: str | None, hint: str | None = None) -> str:
@@ -110,8 +175,9 @@ def _load_factory(seed: int) -> DetectorFactory:
 class LanguageDetector:
     """Detects English or French in one message; build one per process and reuse it (profiles load once)."""
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, lexicon: Lexicon | None = None) -> None:
         self._factory = _load_factory(seed)
+        self._lexicon = lexicon or Lexicon()
 
     def _langdetect_french_probability(self, text: str) -> float | None:
         detector = self._factory.create()
@@ -126,29 +192,24 @@ class LanguageDetector:
 
     def detect(self, text: str) -> LanguageGuess:
         """Guess the language of ``text``; never raises, an empty or symbol-only text gives a non-decisive "en"."""
-        cleaned = _NOISE.sub(" ", text)
-        raw_words = _WORD.findall(cleaned.lower())
-        words = normalize_for_matching(" ".join(raw_words)).split()
-        signal = [w for w in words if w not in NEUTRAL]
-        if not signal:
+        words = [w for w in _words(text) if w not in NEUTRAL]
+        if not words:
             return LanguageGuess(DEFAULT_LANGUAGE, 0.5, False)
-
         logit = 0.0
-        letters = sum(len(w) for w in signal)
-        french_probability = self._langdetect_french_probability(" ".join(raw_words)) if letters >= 3 else None
+        letters = sum(len(w) for w in words)
+        french_probability = self._langdetect_french_probability(" ".join(words)) if letters >= 3 else None
         if french_probability is not None:
             clipped = min(max(french_probability, 0.02), 0.98)
             # langdetect is trustworthy on long text only: weigh it by how much text there is.
             logit += math.log(clipped / (1 - clipped)) * min(1.0, letters / 25)
-        folded = [fold_accents(w) for w in signal]
-        logit += CUE_WEIGHT * sum(1 for w in folded if w in FRENCH_CUES)
-        logit -= CUE_WEIGHT * sum(1 for w in folded if w in ENGLISH_CUES)
-        if _ACCENTED.search(cleaned):
+        logit += CUE_WEIGHT * sum(1 for w in words if w in FRENCH_CUES)
+        logit -= CUE_WEIGHT * sum(1 for w in words if w in ENGLISH_CUES)
+        logit += LEXICON_WEIGHT * self._lexicon.logit(words)
+        if _ACCENTED.search(PORTAL_LABELS.sub(" ", text)):
             logit += ACCENT_WEIGHT
         french = 1 / (1 + math.exp(-logit))
         language = "fr" if french >= 0.5 else "en"
         confidence = french if language == "fr" else 1 - french
-        content_words = [w for w in folded if w not in COURTESY]
+        content_words = [w for w in words if w not in COURTESY]
         decisive = len(content_words) >= 2 and confidence >= DECISIVE_CONFIDENCE
         return LanguageGuess(language, round(confidence, 4), decisive)
-

@@ -39,7 +39,7 @@ class TopicModelConfig:
     regularization: float = 20.0
     char_ngrams: tuple[int, int] = (2, 5)
     word_ngrams: tuple[int, int] = (1, 2)
-    negative_weight: float = 0.3
+    negative_weight: float = 0.2
     negative_label: str = "out_of_scope"
 
 

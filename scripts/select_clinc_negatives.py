@@ -53,6 +53,8 @@ def main() -> int:
         'version: "3.1"',
         "nlu:",
         "- intent: out_of_scope",
+        "  metadata:",
+        "    language: en",
         "  examples: |",
     ]
     lines += [f"    - {query}" for query in queries]

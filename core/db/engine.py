@@ -42,18 +42,18 @@ def make_engine(url: str) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     else:
         kwargs["pool_pre_ping"] = True
-    engine = sa.create_engine(parsed, **kwargs)
+    engine: Engine = sa.create_engine(parsed, **kwargs)
     configure_sqlite(engine)
     return engine
 
 
-def make_session_factory(engine: Engine) -> sessionmaker:
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions bound to ``engine`` (2.0 style, objects usable after commit)."""
     return sessionmaker(bind=engine, future=True, expire_on_commit=False)
 
 
 @contextmanager
-def unit_of_work(factory: sessionmaker) -> Iterator[Session]:
+def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One session for one unit of work: committed when the block ends, rolled back if it raises."""
     session: Session = factory()
     try:

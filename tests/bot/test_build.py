@@ -16,15 +16,16 @@ def test_generated_files_carry_every_article_in_both_languages(tmp_path: Path) -
     domain = yaml.safe_load((tmp_path / "domain" / "faq.yml").read_text(encoding="utf-8"))
     nlu = yaml.safe_load((tmp_path / "data" / "faq_nlu.yml").read_text(encoding="utf-8"))
     rules = yaml.safe_load((tmp_path / "data" / "faq_rules.yml").read_text(encoding="utf-8"))
-    examples = {block["intent"]: block["examples"] for block in nlu["nlu"]}
+    examples: dict[tuple[str, str], str] = {(b["intent"], b["metadata"]["language"]): b["examples"] for b in nlu["nlu"]}
     steps = {rule["steps"][0]["intent"]: rule["steps"] for rule in rules["rules"]}
-    assert set(domain["intents"]) == {a.intent for a in articles} == set(examples) == set(steps)
+    assert set(domain["intents"]) == {a.intent for a in articles} == {i for i, _ in examples} == set(steps)
     for article in articles:
         french, english = domain["responses"][article.response]
         assert french == {"condition": [{"type": "slot", "name": "language", "value": "fr"}], "text": article.answer["fr"]}
         assert english == {"text": article.answer["en"]}
-        lines = [line[2:] for line in examples[article.intent].splitlines()]
-        assert lines == list(article.questions["en"]) + list(article.questions["fr"])
+        for language in ("en", "fr"):
+            lines = [line[2:] for line in examples[(article.intent, language)].splitlines()]
+            assert lines == list(article.questions[language])
         assert steps[article.intent][1:] == [{"action": article.response}, {"action": "utter_ask_helpful"}]
     assert (tmp_path / "domain" / "domain.yml").read_text() == (PROJECT_ROOT / "domain.yml").read_text()
 

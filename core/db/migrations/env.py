@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
 
 from core.db.engine import make_engine
@@ -11,7 +13,7 @@ from core.db.models import Base
 FOREIGN_TABLES = frozenset({"events"})
 
 
-def include_object(obj: object, name: str, type_: str, reflected: bool, compare_to: object) -> bool:
+def include_object(obj: Any, name: str | None, type_: Any, reflected: bool, compare_to: Any) -> bool:
     """Keep autogenerate away from tables that are not ours."""
     return not (type_ == "table" and name in FOREIGN_TABLES)
 
