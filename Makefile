@@ -65,7 +65,7 @@ test-stories: $(MODEL)
 	@$(RASA) test core --e2e --model $(MODEL) --stories tests/stories --out var/test-results \
 	  --fail-on-prediction-errors > var/log/test-stories.log 2>&1 || { tail -n 40 var/log/test-stories.log; \
 	  echo "make: Rasa test stories failed; see var/test-results/failed_test_stories.yml"; exit 1; }
-	@echo "rasa test: every test story passed ($$(grep -c '^- story:' tests/stories/*.yml | awk -F: '{s+=$$2} END {print s}') stories)"
+	@echo "rasa test: every test story passed ($$(grep -c '^ *- story:' tests/stories/*.yml | awk -F: '{s+=$$2} END {print s}') stories)"
 
 pytest: setup
 	@$(PY) -m pytest

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.actions.conversation import bot_actions_newest_first, language_of, user_messages_newest_first
 from bot.actions.services import Services, get_services
 from core.handoff import HandoffReason, extract_email, record_handoff_request
+
+logger = logging.getLogger(__name__)
 
 # Messages that steer the handoff itself, not the customer's problem: left out of the request's context.
 STEERING_INTENTS = frozenset({"affirm", "deny", "human_handoff", "thank", "greet", "goodbye"})
@@ -71,14 +75,20 @@ class ActionRequestHuman(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[dict[str, Any]]:
         contact_email = tracker.get_slot("contact_email")
-        request = record_handoff_request(
-            (self._services or get_services()).sessions,
-            conversation_id=tracker.sender_id,
-            language=language_of(tracker),
-            reason=handoff_reason(tracker),
-            contact_email=contact_email,
-            last_message=problem_statement(tracker, contact_email),
-        )
+        try:
+            request = record_handoff_request(
+                (self._services or get_services()).sessions,
+                conversation_id=tracker.sender_id,
+                language=language_of(tracker),
+                reason=handoff_reason(tracker),
+                contact_email=contact_email,
+                last_message=problem_statement(tracker, contact_email),
+            )
+        except SQLAlchemyError:
+            # The customer must not believe an agent will write when nothing was recorded.
+            logger.exception("Could not record the handoff request of conversation %s", tracker.sender_id)
+            dispatcher.utter_message(response="utter_technical_problem")
+            return []
         dispatcher.utter_message(
             response="utter_handoff_recorded", reference=request.reference, contact_email=contact_email
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from bot.actions.clarify import ActionClarify
 from bot.actions.feedback import ActionRecordFeedback
 from bot.actions.handoff import ActionRequestHuman, ValidateHandoffForm
 from bot.actions.services import Services
+from core.db.engine import make_engine, make_session_factory
 from core.db.models import Feedback, HandoffRequest
 from core.knowledge import load_articles
 from core.settings import PROJECT_ROOT, Settings
@@ -148,3 +150,14 @@ def test_a_handoff_request_is_recorded_with_its_reason_and_reference(
     assert (message["response"], message["reference"], message["contact_email"]) == (
         "utter_handoff_recorded", row.reference, "client@exemple.ca"
     )
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_handoff_that_cannot_be_stored_says_so_instead_of_promising_an_agent(tmp_path: Path, language: str) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'not-migrated.db'}")  # no tables: every insert fails
+    articles = {a.id: a for a in load_articles(PROJECT_ROOT / "knowledge")}
+    broken = Services(Settings.from_env({}), make_session_factory(engine), articles)
+    tracker = make_tracker([user("je veux un agent", "human_handoff")], language, contact_email="a@exemple.ca")
+    events, messages = run(ActionRequestHuman(broken), tracker)
+    assert events == [] and [m["response"] for m in messages] == ["utter_technical_problem"]
+    engine.dispose()
