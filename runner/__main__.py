@@ -78,7 +78,9 @@ def main() -> int:
         return 2
     services = services_for(settings, write_endpoints(settings))
     env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT), SQLALCHEMY_SILENCE_UBER_WARNING="1")
+    # Ctrl-C and `kill` both stop everything cleanly, even if a parent shell started us with SIGINT ignored.
     signal.signal(signal.SIGTERM, _stop_requested)
+    signal.signal(signal.SIGINT, _stop_requested)
     log_dir = settings.var_dir / "log"
     try:
         ensure_port_free(settings.action_host, settings.action_port, "BILLING_ACTION_PORT")

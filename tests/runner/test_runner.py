@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -59,3 +62,29 @@ def test_a_service_that_dies_while_starting_is_reported_with_its_log(tmp_path: P
     start(service, {}, tmp_path, tmp_path / "log")
     with pytest.raises(LaunchError, match=r"(?s)broken exited with status 3.*cannot start: no config"):
         wait_until_ready(service)
+
+
+def test_ctrl_c_stops_both_servers_even_when_started_with_sigint_ignored(tmp_path: Path, trained_model: Path) -> None:
+    """A shell starts background jobs with SIGINT ignored; Ctrl-C (SIGINT to the group) must still stop all."""
+    env = stack_environment(tmp_path, BILLING_MODEL_PATH=str(trained_model))
+    output = tmp_path / "runner.out"
+    with output.open("wb") as sink:
+        runner = subprocess.Popen(
+            [sys.executable, "-m", "runner"], cwd=PROJECT_ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT,
+            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        )
+    try:
+        deadline = time.monotonic() + 180
+        while "\nready in " not in output.read_text() and time.monotonic() < deadline:
+            assert runner.poll() is None, output.read_text()
+            time.sleep(0.2)  # waiting for the runner's readiness line
+        children = [int((tmp_path / "run" / f"{name}.pid").read_text()) for name in ("actions", "rasa")]
+        os.killpg(runner.pid, signal.SIGINT)
+        assert runner.wait(timeout=60) == 0
+        assert "stopped." in output.read_text()
+        for pid in children:
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+    finally:
+        if runner.poll() is None:
+            os.killpg(runner.pid, signal.SIGKILL)
