@@ -19,7 +19,7 @@ MODEL_INPUTS := config.yml domain.yml $(wildcard knowledge/*.yml) $(shell find b
                 bot/build.py bot/policies.py $(wildcard bot/nlu/*.py) core/topics.py core/text.py \
                 core/language.py core/knowledge.py $(STAMP)
 
-.PHONY: run test setup install db build train validate test-stories pytest bench lock clean shell lint
+.PHONY: run test setup install db db-quiet demo-users token build train validate test-stories pytest bench lock clean shell lint
 
 run: setup
 	@$(PY) -m runner
@@ -33,15 +33,30 @@ $(STAMP): requirements.txt constraints.txt
 	  echo "make: Python 3.10 is required (Rasa 3.6 runs on 3.8-3.10) and none was found on PATH or in pyenv."; \
 	  echo "      Install it (e.g. 'pyenv install 3.10.13') or point PYTHON310 at one: make PYTHON310=/path/to/python3.10"; \
 	  exit 1; }; \
-	echo "creating $(VENV) with $$py and installing the locked dependencies (first time: about 3 minutes)..."; \
+	echo "creating $(VENV) with $$py and installing the locked dependencies (first time: about 3 minutes)..." >&2; \
 	test -x $(PY) || $$py -m venv $(VENV) || { echo "make: could not create $(VENV) with $$py"; exit 1; }; \
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt || { \
 	  echo "make: installing the dependencies failed (see pip's message above). Check the network access to PyPI,"; \
 	  echo "      then run 'make install' again; 'rm -rf $(VENV)' starts from scratch."; exit 1; }
 	@touch $@
 
+# Migrate the store, and seed the demo accounts when it has none.
 db: install
 	@$(PY) -m core.db.migrate upgrade
+	@$(PY) -m core.demo seed
+
+# One JSON object per demo portal user (email, account, role, language, last invoice, balance).
+demo-users: db-quiet
+	@$(PY) -m core.demo users
+
+# A fresh identity token for a portal user: make -s token USER=marie.tremblay@boulangerietremblay.ca
+token: db-quiet
+	@$(PY) -m core.identity token "$(USER)"
+
+# `make db` without its messages, for targets whose output scripts read.
+db-quiet: install
+	@$(PY) -m core.db.migrate upgrade >/dev/null
+	@$(PY) -m core.demo seed >/dev/null
 
 build: install
 	@$(PY) -m bot.build

@@ -3,9 +3,10 @@ training time, memory and start-up time, all measured on the real Rasa server ov
 
 1. Trains a model on everything the project trains on (timed: "full training").
 2. Starts the stack as ``make run`` does (timed: start-up until both servers answer).
-3. Sends every phrasing of ``bench/data/heldout.yml`` (written independently of the training data, never
-   trained on) in a fresh conversation and checks the reply is the expected answer, in the phrasing's
-   language: intent accuracy per language and reply-language accuracy.
+3. Sends every phrasing of ``bench/data/heldout.yml`` and ``bench/data/heldout_account.yml`` (written
+   independently of the training data, never trained on) in a fresh, anonymous conversation and checks the reply
+   is the expected one, in the phrasing's language: FAQ, conversation and account-request accuracy per language
+   (an anonymous account request gets its topic's FAQ answer and how to log in), and reply-language accuracy.
 4. Sends real out-of-scope queries the model never saw: CLINC150 ``oos_val`` and the ``val`` split of CLINC150's
    other-domain intents (from ``../shared/corpora``; only the train split is trained on), plus the held-out
    English and French out-of-scope phrasings; counts those not answered with an FAQ.
@@ -55,6 +56,16 @@ CORE_RESPONSES = {
     # asked in context: after an FAQ answer and "Was this helpful?"
     "affirm": ["utter_feedback_thanks"],
     "deny": ["utter_feedback_sorry", "utter_offer_human"],
+}
+# What an anonymous customer gets for each account request: the topic's FAQ answer (if any), then how to log in.
+ACCOUNT_RESPONSES = {
+    "account_invoices": ["utter_faq_document_retention", "utter_login_required"],
+    "account_balance": ["utter_login_required"],
+    "account_credits": ["utter_faq_credit_not_in_history", "utter_login_required"],
+    "account_cdr": ["utter_faq_cdr_export", "utter_login_required"],
+    "account_payment_status": ["utter_faq_payment_pending", "utter_login_required"],
+    "request_user_change": ["utter_faq_add_portal_user", "utter_login_required"],
+    "request_french": ["utter_faq_french_language", "utter_login_required"],
 }
 CONTEXT_OPENERS = {"en": "what cards do you accept", "fr": "quelles cartes acceptez-vous"}
 
@@ -167,6 +178,7 @@ def main() -> int:
     if not args.clinc.exists():
         raise SystemExit(f"{args.clinc} not found: pass --clinc path/to/data_full.train_val.json")
     heldout = yaml.safe_load((ROOT / "bench/data/heldout.yml").read_text(encoding="utf-8"))
+    account_heldout = yaml.safe_load((ROOT / "bench/data/heldout_account.yml").read_text(encoding="utf-8"))["account"]
     clinc_oos, clinc_other = load_clinc_unseen(args.clinc)
     work = Path(tempfile.mkdtemp(prefix="nlu-eval-"))
     figures: dict[str, Any] = {}
@@ -201,6 +213,20 @@ def main() -> int:
             for language, (right, total) in sorted(core_tally.items()):
                 figures[f"core_acc_{language}"] = right / total
                 print(f"  conversation intents accuracy {language}: {right}/{total} = {right / total:.1%}")
+            account_tally: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+            for intent, by_language in account_heldout.items():
+                for language, texts in by_language.items():
+                    for text in texts:
+                        names = scorer.replies(scorer.conversation(), text, language)
+                        right = names == ACCOUNT_RESPONSES[intent]
+                        account_tally[language][0] += right
+                        account_tally[language][1] += 1
+                        if not right:
+                            print("    miss:", language, intent, text, names[:2])
+            for language, (right, total) in sorted(account_tally.items()):
+                figures[f"account_acc_{language}"] = right / total
+                print(f"  account requests accuracy {language} (anonymous: FAQ + log in): {right}/{total} = "
+                      f"{right / total:.1%}")
             print("out-of-scope queries (never trained on):", flush=True)
             sets = {
                 "clinc_oos_val": (clinc_oos, "en"),

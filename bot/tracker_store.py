@@ -27,6 +27,8 @@ from rasa.shared.utils.common import all_subclasses
 
 from bot.rasa_patches import install_cached_action_validation
 from core.db.engine import configure_sqlite
+from core.identity import TOKEN_METADATA_KEY
+from core.redaction import install_log_redaction, redact_card_data
 from core.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -45,6 +47,17 @@ def event_classes_by_type() -> dict[str, type[Event]]:
     for cls in all_subclasses(Event):
         classes.setdefault(cls.type_name, cls)
     return classes
+
+
+def scrub(value: Any) -> Any:
+    """``value`` with card data removed from every string and identity tokens dropped, at any depth."""
+    if isinstance(value, str):
+        return redact_card_data(value).text
+    if isinstance(value, list):
+        return [scrub(item) for item in value]
+    if isinstance(value, dict):
+        return {key: ("[removed]" if key == TOKEN_METADATA_KEY else scrub(item)) for key, item in value.items()}
+    return value
 
 
 def deserialise(event_dicts: list[dict[str, Any]], classes: dict[str, type[Event]]) -> list[Event]:
@@ -71,6 +84,7 @@ class WindowedSQLTrackerStore(SQLTrackerStore):
     ) -> None:
         # The tracker store is built once when the Rasa server starts: the place for process-wide set-up.
         install_cached_action_validation()
+        install_log_redaction()
         settings = Settings.from_env()
         database_url = sa.engine.make_url(url or settings.database_url)
         if database_url.get_backend_name() == "sqlite" and database_url.database:
@@ -166,9 +180,15 @@ class WindowedSQLTrackerStore(SQLTrackerStore):
         elif self.event_broker is not None:
             await self._stream_new_events(self.event_broker, new_events, tracker.sender_id)
 
+    async def _stream_new_events(self, event_broker: EventBroker, new_events: list[Event], sender_id: str) -> None:
+        """Publish events to the broker in their stored (scrubbed) form."""
+        for event in new_events:
+            event_broker.publish({"sender_id": sender_id, **self.serialise_event(event)})
+
     def serialise_event(self, event: Event) -> dict[str, Any]:
-        """The stored form of one event (a hook for subclasses that must redact)."""
-        return event.as_dict()
+        """The stored form of one event: card numbers (in what the customer typed, and in any slot filled from
+        it) never reach the database, nor does the portal's identity token, which is only needed in flight."""
+        return dict(scrub(event.as_dict()))
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         """Store the events this tracker gained since it was loaded (or all unsaved ones, for a new tracker)."""

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from core.settings import PROJECT_ROOT
 
-_SENT_BY_CODE = re.compile(r"""response=["'](utter_\w+)["']""")
+# Any response name written in the action code: passed as response=..., or kept in a table the action picks from.
+_SENT_BY_CODE = re.compile(r"""["'](utter_\w+)["']""")
 _UNUSED = re.compile(r"The utterance '(utter_\w+)' is not used in any story or rule\.")
 # Sent by Rasa's own action_default_fallback (the RulePolicy's core fallback).
 RASA_SENT_RESPONSES = frozenset({"utter_default"})

@@ -7,6 +7,7 @@ Defaults live in code; the environment overrides them. Every variable has the ``
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,10 @@ class Settings:
         tracker_window: how many of a conversation's most recent events the Rasa server loads per message.
         knowledge_dir: the folder of FAQ articles.
         model_path: the trained Rasa model the server loads.
+        auth_secret: the key that signs the Billing Portal's identity tokens (``BILLING_AUTH_SECRET``; when unset, a
+            development secret generated on first use and kept in ``var/auth_secret``).
+        token_ttl_minutes: how long a minted identity token stays valid.
+        portal_url: the Billing Portal's address, for links to invoice PDFs and CDR exports.
     """
 
     var_dir: Path = field(default_factory=_default_var_dir)
@@ -44,6 +49,9 @@ class Settings:
     tracker_window: int = 60
     knowledge_dir: Path = PROJECT_ROOT / "knowledge"
     model_path: Path = PROJECT_ROOT / "models" / "billing.tar.gz"
+    auth_secret: str = field(default="", repr=False)
+    token_ttl_minutes: int = 60
+    portal_url: str = "https://billing.net2phone.ca"
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -52,10 +60,28 @@ class Settings:
             port = getattr(self, name)
             if not 0 < port < 65536:
                 raise ConfigurationError(f"{PREFIX}{name.upper()}={port}: a port is a number from 1 to 65535")
+        if self.auth_secret and len(self.auth_secret) < 32:
+            raise ConfigurationError(f"{PREFIX}AUTH_SECRET: at least 32 characters are needed to sign tokens safely")
         if self.tracker_window < 20:
             raise ConfigurationError(
                 f"{PREFIX}TRACKER_WINDOW={self.tracker_window}: at least 20 events are needed to keep the rules' context"
             )
+
+    def signing_secret(self) -> str:
+        """The identity-token key: ``auth_secret`` if set, else the development secret under ``var_dir``
+        (created, readable by its owner only, the first time it is needed)."""
+        if self.auth_secret:
+            return self.auth_secret
+        path = self.var_dir / "auth_secret"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+                file.write(secrets.token_urlsafe(48))
+        secret = path.read_text(encoding="utf-8").strip()
+        if len(secret) < 32:
+            raise ConfigurationError(f"{path}: the signing secret is shorter than 32 characters; delete the file")
+        return secret
 
     @property
     def action_endpoint(self) -> str:
@@ -77,6 +103,9 @@ class Settings:
             ("tracker_window", int),
             ("knowledge_dir", Path),
             ("model_path", Path),
+            ("auth_secret", str),
+            ("token_ttl_minutes", int),
+            ("portal_url", str),
         ):
             raw = env.get(PREFIX + name.upper())
             if raw is None or raw == "":

@@ -6,8 +6,11 @@ With ``CI=true`` a missing service (PostgreSQL, a trained model) fails the run i
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -15,9 +18,13 @@ import sqlalchemy as sa
 
 from core.db.engine import make_engine, make_session_factory
 from core.db.migrate import upgrade
+from core.demo import seed
+from core.knowledge import Article, load_articles
 from core.settings import PROJECT_ROOT
 
 CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+DEMO_TODAY = date(2026, 11, 25)
+TEST_SECRET = "test-signing-secret-that-is-long-enough-0123456789"
 POSTGRES_ADMIN_URL = os.environ.get("BILLING_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -29,9 +36,9 @@ def unavailable(what: str, why: object) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database on the machine's server, dropped after the session."""
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on the machine's server, dropped afterwards."""
     name = f"billing_test_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", future=True)
     try:
@@ -41,14 +48,22 @@ def postgres_url() -> Iterator[str]:
     except sa.exc.OperationalError as error:
         admin.dispose()
         unavailable("PostgreSQL at " + POSTGRES_ADMIN_URL, error)
-    url = sa.engine.make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    yield url
-    with admin.connect() as connection:
-        connection.execute(
-            sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"), {"name": name}
-        )
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    try:
+        yield sa.engine.make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(
+                sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"), {"name": name}
+            )
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """The session's PostgreSQL database for unit tests."""
+    with postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -58,13 +73,26 @@ def migrated_postgres_url(postgres_url: str) -> str:
     return postgres_url
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite store holding the demo data as of ``DEMO_TODAY``, copied for each test."""
+    path = tmp_path_factory.mktemp("template") / "billing.db"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    engine = make_engine(url)
+    seed(make_session_factory(engine), DEMO_TODAY)
+    engine.dispose()
+    return path
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A migrated database of each kind: a new SQLite file per test, the session's PostgreSQL database."""
+    """A migrated database of each kind: a fresh copy of the SQLite template per test, the session's PostgreSQL
+    database (shared: tests use their own conversation ids and rows)."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'billing.db'}"
-        upgrade(url)
-        return url
+        path = tmp_path / "billing.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
     return str(request.getfixturevalue("migrated_postgres_url"))
 
 
@@ -97,3 +125,16 @@ def knowledge_factory(tmp_path: Path) -> Callable[[str, str], Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def demo_sessions(sessions: sa.orm.sessionmaker) -> sa.orm.sessionmaker:
+    """``sessions`` on a store holding the demo accounts as of ``DEMO_TODAY``."""
+    seed(sessions, DEMO_TODAY)
+    return sessions
+
+
+@pytest.fixture(scope="session")
+def articles() -> dict[str, Article]:
+    """The knowledge base by article id (loaded once: linting 3,000 phrasings takes most of a second)."""
+    return {article.id: article for article in load_articles(PROJECT_ROOT / "knowledge")}

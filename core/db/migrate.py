@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -11,6 +12,13 @@ from alembic.config import Config
 from core.settings import Settings
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# Tables other programs own in the same database (Rasa's tracker store): never touched by our migrations.
+FOREIGN_TABLES = frozenset({"events"})
+
+
+def include_object(obj: Any, name: str | None, type_: Any, reflected: bool, compare_to: Any) -> bool:
+    """Keep autogenerate and schema comparison away from tables that are not ours."""
+    return not (type_ == "table" and name in FOREIGN_TABLES)
 
 
 def alembic_config(url: str) -> Config:
@@ -24,6 +32,11 @@ def alembic_config(url: str) -> Config:
 def upgrade(url: str, revision: str = "head") -> None:
     """Bring the store at ``url`` to ``revision`` (creates the SQLite file if needed)."""
     command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    """Take the store at ``url`` back to ``revision`` ("base": empty)."""
+    command.downgrade(alembic_config(url), revision)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import registry
 from sqlalchemy.orm.decl_api import DeclarativeMeta
 
+from core.db.types import Money
+
 mapper_registry = registry()
 
 
@@ -61,4 +63,148 @@ class Feedback(Base):
     article_id = sa.Column(sa.String(64), nullable=False, index=True)
     language = sa.Column(sa.String(2), nullable=False)
     helpful = sa.Column(sa.Boolean, nullable=False)
+    created_at = sa.Column(sa.DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+# --- The billing store: accounts and what the Billing Portal shows of them. ------------------------------------
+MONEY = Money()
+
+
+class Account(Base):
+    """A customer's billing account.
+
+    ``region`` is the team that serves it ("CA": billing@net2phone.ca, "US": billing@net2phone.com);
+    ``language`` is the account-level language of invoices and notifications.
+    """
+
+    __tablename__ = "accounts"
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    number = sa.Column(sa.String(20), nullable=False, unique=True)
+    name = sa.Column(sa.String(200), nullable=False)
+    region = sa.Column(sa.String(2), nullable=False)
+    language = sa.Column(sa.String(2), nullable=False)
+    autopay = sa.Column(sa.Boolean, nullable=False, default=False)
+    bill_to_name = sa.Column(sa.String(200), nullable=False)
+    street = sa.Column(sa.String(200), nullable=False)
+    city = sa.Column(sa.String(100), nullable=False)
+    province = sa.Column(sa.String(2), nullable=False)
+    postal_code = sa.Column(sa.String(12), nullable=False)
+    time_zone = sa.Column(sa.String(40), nullable=False)
+    created_at = sa.Column(sa.DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class BillingContact(Base):
+    """An address on the account's billing emails (Edit Profile > Email); ``notifications`` if it gets them."""
+
+    __tablename__ = "billing_contacts"
+    __table_args__ = (sa.UniqueConstraint("account_id", "email"),)
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    account_id = sa.Column(sa.Integer, sa.ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True)
+    email = sa.Column(sa.String(320), nullable=False, index=True)
+    name = sa.Column(sa.String(200))
+    notifications = sa.Column(sa.Boolean, nullable=False, default=True)
+
+
+class PortalUser(Base):
+    """A Billing Portal login. ``role``: office_manager, admin or regular; ``language``: the user-level UI language."""
+
+    __tablename__ = "portal_users"
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    account_id = sa.Column(sa.Integer, sa.ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True)
+    email = sa.Column(sa.String(320), nullable=False, unique=True)
+    name = sa.Column(sa.String(200), nullable=False)
+    role = sa.Column(sa.String(20), nullable=False)
+    language = sa.Column(sa.String(2), nullable=False)
+    active = sa.Column(sa.Boolean, nullable=False, default=True)
+
+
+class Invoice(Base):
+    """A monthly invoice. Taxes are stored apart (GST, HST, QST, PST); ``total`` includes them and any credits
+    shown on it. ``status``: "paid" or "unpaid" (past due is derived from the due date)."""
+
+    __tablename__ = "invoices"
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    account_id = sa.Column(sa.Integer, sa.ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True)
+    number = sa.Column(sa.String(24), nullable=False, unique=True)
+    period_start = sa.Column(sa.Date, nullable=False)
+    period_end = sa.Column(sa.Date, nullable=False)
+    issue_date = sa.Column(sa.Date, nullable=False, index=True)
+    due_date = sa.Column(sa.Date, nullable=False)
+    subtotal = sa.Column(MONEY, nullable=False)
+    gst = sa.Column(MONEY, nullable=False, default=0)
+    hst = sa.Column(MONEY, nullable=False, default=0)
+    qst = sa.Column(MONEY, nullable=False, default=0)
+    pst = sa.Column(MONEY, nullable=False, default=0)
+    credits_applied = sa.Column(MONEY, nullable=False, default=0)
+    total = sa.Column(MONEY, nullable=False)
+    status = sa.Column(sa.String(10), nullable=False)
+    pdf_ref = sa.Column(sa.String(200), nullable=False)
+
+
+class Payment(Base):
+    """A payment attempt. ``status``: pending, accepted or declined. Only the card's brand and last four digits
+    are ever stored."""
+
+    __tablename__ = "payments"
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    account_id = sa.Column(sa.Integer, sa.ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True)
+    invoice_id = sa.Column(sa.Integer, sa.ForeignKey("invoices.id", ondelete="SET NULL"))
+    amount = sa.Column(MONEY, nullable=False)
+    method = sa.Column(sa.String(20), nullable=False)
+    card_last4 = sa.Column(sa.String(4))
+    status = sa.Column(sa.String(10), nullable=False)
+    autopay = sa.Column(sa.Boolean, nullable=False, default=False)
+    decline_reason = sa.Column(sa.String(40))
+    submitted_at = sa.Column(sa.DateTime(timezone=True), nullable=False, index=True)
+    processed_at = sa.Column(sa.DateTime(timezone=True))
+
+
+class Credit(Base):
+    """A credit: it lowers the Current Balance on ``applied_on``; ``invoice_id`` is the invoice it first shows
+    on (None until the next invoice is generated, which is why it is not yet in the Transaction History)."""
+
+    __tablename__ = "credits"
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    account_id = sa.Column(sa.Integer, sa.ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True)
+    amount = sa.Column(MONEY, nullable=False)
+    reason = sa.Column(sa.String(200), nullable=False)
+    applied_on = sa.Column(sa.Date, nullable=False)
+    invoice_id = sa.Column(sa.Integer, sa.ForeignKey("invoices.id", ondelete="SET NULL"))
+
+
+class CdrExport(Base):
+    """The call detail records export of one invoice's period (a link in the Billing Portal)."""
+
+    __tablename__ = "cdr_exports"
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    invoice_id = sa.Column(
+        sa.Integer, sa.ForeignKey("invoices.id", ondelete="CASCADE"), nullable=False, unique=True
+    )
+    period_start = sa.Column(sa.Date, nullable=False)
+    period_end = sa.Column(sa.Date, nullable=False)
+    link = sa.Column(sa.String(300), nullable=False)
+
+
+class AccountRequest(Base):
+    """A request an agent must carry out (add/remove a portal user, change permissions, enable French), with the
+    reference given to the customer. ``details`` holds the request's fields as JSON."""
+
+    __tablename__ = "account_requests"
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    reference = sa.Column(sa.String(16), nullable=False, unique=True)
+    account_id = sa.Column(sa.Integer, sa.ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True)
+    requested_by = sa.Column(sa.Integer, sa.ForeignKey("portal_users.id", ondelete="SET NULL"))
+    kind = sa.Column(sa.String(24), nullable=False)
+    details = sa.Column(sa.JSON, nullable=False)
+    status = sa.Column(sa.String(16), nullable=False, default="open")
+    channel = sa.Column(sa.String(16), nullable=False, default="chat")
+    conversation_id = sa.Column(sa.String(255))
     created_at = sa.Column(sa.DateTime(timezone=True), nullable=False, default=utcnow)

@@ -20,15 +20,14 @@ from bot.actions.handoff import ActionRequestHuman, ValidateHandoffForm
 from bot.actions.services import Services
 from core.db.engine import make_engine, make_session_factory
 from core.db.models import Feedback, HandoffRequest
-from core.knowledge import load_articles
-from core.settings import PROJECT_ROOT, Settings
+from core.knowledge import Article
+from core.settings import Settings
 
 LANGUAGES = ["en", "fr"]
 
 
 @pytest.fixture
-def services(sessions: sessionmaker) -> Services:
-    articles = {a.id: a for a in load_articles(PROJECT_ROOT / "knowledge")}
+def services(sessions: sessionmaker, articles: dict[str, Article]) -> Services:
     return Services(Settings.from_env({}), sessions, articles)
 
 
@@ -153,9 +152,10 @@ def test_a_handoff_request_is_recorded_with_its_reason_and_reference(
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-def test_a_handoff_that_cannot_be_stored_says_so_instead_of_promising_an_agent(tmp_path: Path, language: str) -> None:
+def test_a_handoff_that_cannot_be_stored_says_so_instead_of_promising_an_agent(
+    tmp_path: Path, articles: dict[str, Article], language: str
+) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'not-migrated.db'}")  # no tables: every insert fails
-    articles = {a.id: a for a in load_articles(PROJECT_ROOT / "knowledge")}
     broken = Services(Settings.from_env({}), make_session_factory(engine), articles)
     tracker = make_tracker([user("je veux un agent", "human_handoff")], language, contact_email="a@exemple.ca")
     events, messages = run(ActionRequestHuman(broken), tracker)

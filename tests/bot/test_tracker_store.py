@@ -159,3 +159,19 @@ def test_conversations_live_in_the_configured_database(store: WindowedSQLTracker
         ).scalar_one()
     engine.dispose()
     assert count == len(stored_events(store, sender)) > 0
+
+
+def test_card_numbers_and_identity_tokens_never_reach_the_database(store: WindowedSQLTrackerStore) -> None:
+    sender = f"s-{uuid.uuid4().hex}"
+    tracker = run(store.get_or_create_tracker(sender))
+    text = "pay with 4111 1111 1111 1111 exp 12/27 cvv 123"
+    tracker.update(UserUttered(text, intent={"name": "share_card_number", "confidence": 1.0},
+                               parse_data={"text": text}, metadata={"auth_token": "eyJ.secret.token"}))
+    tracker.update(SlotSet("contact_email", text))
+    tracker.update(ActionExecuted("utter_card_number_refused"))
+    run(store.save(tracker))
+    stored = json.dumps(stored_events(store, sender))
+    assert "4111" not in stored.replace("••••1111", "") and "12/27" not in stored and "cvv 123" not in stored
+    assert "eyJ.secret.token" not in stored
+    reloaded = run(store.retrieve(sender))
+    assert reloaded.latest_message.text == "pay with [card ••••1111] exp ••/•• cvv •••"

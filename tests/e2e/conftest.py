@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterator
+from contextlib import ExitStack
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -12,25 +14,37 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
+from core.db.engine import make_engine, make_session_factory
 from core.db.migrate import upgrade
+from core.demo import seed
 from core.knowledge import load_articles
 from core.settings import PROJECT_ROOT
 from runner.harness import Stack, send, stack_environment
+from tests.conftest import TEST_SECRET, postgres_database
 
 _counter = itertools.count()
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, trained_model: Path) -> Iterator[Stack]:
+    """The stack on a store of its own, migrated and seeded with the demo accounts as of today, as `make run`
+    leaves it, with a known signing secret so that tests can mint tokens."""
     var_dir = tmp_path_factory.mktemp(f"stack-{request.param}")
-    if request.param == "sqlite":
-        url = f"sqlite:///{var_dir / 'billing.db'}"
-    else:
-        url = str(request.getfixturevalue("postgres_url"))
-    upgrade(url)
-    running = Stack(stack_environment(var_dir, database_url=url, BILLING_MODEL_PATH=str(trained_model))).start()
-    yield running
-    assert running.stop() == 0, "the stack did not stop cleanly on Ctrl-C"
+    with ExitStack() as cleanup:
+        if request.param == "sqlite":
+            url = f"sqlite:///{var_dir / 'billing.db'}"
+        else:
+            url = cleanup.enter_context(postgres_database())
+        upgrade(url)
+        engine = make_engine(url)
+        seed(make_session_factory(engine), date.today())
+        engine.dispose()
+        env = stack_environment(
+            var_dir, database_url=url, BILLING_MODEL_PATH=str(trained_model), BILLING_AUTH_SECRET=TEST_SECRET
+        )
+        running = Stack(env).start()
+        yield running
+        assert running.stop() == 0, "the stack did not stop cleanly on Ctrl-C"
 
 
 @pytest.fixture

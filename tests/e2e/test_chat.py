@@ -16,7 +16,7 @@ ARTICLES = {a.id: a for a in load_articles(PROJECT_ROOT / "knowledge")}
 FAQ_QUESTIONS = [
     ("en", "payment_methods", "Do you accept Discover cards?"),
     ("en", "autopay_timing", "when exactly does auto pay charge the card on file"),
-    ("en", "cdr_export", "how do I get the call detail records for my last invoice"),
+    ("en", "cdr_export", "how do I export call detail records from the portal"),
     ("en", "contact_billing", "what's the phone number for the canadian billing team"),
     ("fr", "payment_methods", "quelles cartes acceptez-vous"),
     ("fr", "card_failed", "chu pas capable d'ajouter ma carte"),

@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from alembic import context
 
 from core.db.engine import make_engine
+from core.db.migrate import include_object
 from core.db.models import Base
-
-# Tables other programs own in the same database (Rasa's tracker store): never touched by our migrations.
-FOREIGN_TABLES = frozenset({"events"})
-
-
-def include_object(obj: Any, name: str | None, type_: Any, reflected: bool, compare_to: Any) -> bool:
-    """Keep autogenerate away from tables that are not ours."""
-    return not (type_ == "table" and name in FOREIGN_TABLES)
 
 
 def run_migrations() -> None:
