@@ -19,7 +19,7 @@ MODEL_INPUTS := config.yml domain.yml $(wildcard knowledge/*.yml) $(shell find b
                 bot/build.py bot/policies.py $(wildcard bot/nlu/*.py) core/topics.py core/text.py \
                 core/language.py core/knowledge.py $(STAMP)
 
-.PHONY: run test setup install db db-quiet demo-users token build train validate test-stories pytest bench lock clean shell lint
+.PHONY: run test setup install db db-quiet demo-users token triage mailroom-once tickets build train validate test-stories pytest bench lock clean shell lint
 
 run: setup
 	@$(PY) -m runner
@@ -52,6 +52,18 @@ demo-users: db-quiet
 # A fresh identity token for a portal user: make -s token USER=marie.tremblay@boulangerietremblay.ca
 token: db-quiet
 	@$(PY) -m core.identity token "$(USER)"
+
+# Triage one message offline: one JSON object on stdout, nothing stored or sent. make -s triage EML=path/to/file.eml
+triage: db-quiet
+	@test -n "$(EML)" || { echo "usage: make -s triage EML=path/to/message.eml" >&2; exit 2; }
+	@$(PY) -m mailroom triage "$(EML)"
+
+# The mailroom without the chat servers: one pass, or the latest tickets.
+mailroom-once: db
+	@$(PY) -m mailroom once
+
+tickets: db-quiet
+	@$(PY) -m mailroom tickets
 
 # `make db` without its messages, for targets whose output scripts read.
 db-quiet: install
@@ -86,7 +98,7 @@ pytest: setup
 	@$(PY) -m pytest
 
 lint: install
-	@$(VENV)/bin/ruff check core bot runner tests bench scripts
+	@$(VENV)/bin/ruff check core bot runner mailroom tests bench scripts
 	@$(VENV)/bin/mypy
 
 test: setup

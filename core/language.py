@@ -75,6 +75,10 @@ LEXICON_WEIGHT = 0.8
 LEXICON_MIN_COUNT = 2
 LEXICON_CLIP = 2.5
 DECISIVE_CONFIDENCE = 0.9
+_DECISIVE_LOGIT = math.log(DECISIVE_CONFIDENCE / (1 - DECISIVE_CONFIDENCE))
+# langdetect's probability is clipped to [LANGDETECT_CLIP, 1 - LANGDETECT_CLIP]: its evidence is at most this much.
+LANGDETECT_CLIP = 0.02
+LANGDETECT_MAX_LOGIT = math.log((1 - LANGDETECT_CLIP) / LANGDETECT_CLIP)
 # A conversation's first message sets its language only with at least this confidence ("export", "merci" alone
 # do not); below it, the hint from the channel (the portal's interface language) or the default applies.
 FIRST_GUESS_CONFIDENCE = 0.6
@@ -195,19 +199,24 @@ class LanguageDetector:
         words = [w for w in _words(text) if w not in NEUTRAL]
         if not words:
             return LanguageGuess(DEFAULT_LANGUAGE, 0.5, False)
-        logit = 0.0
-        letters = sum(len(w) for w in words)
-        french_probability = self._langdetect_french_probability(" ".join(words)) if letters >= 3 else None
-        if french_probability is not None:
-            clipped = min(max(french_probability, 0.02), 0.98)
-            # langdetect is trustworthy on long text only: weigh it by how much text there is.
-            logit += math.log(clipped / (1 - clipped)) * min(1.0, letters / 25)
-        logit += CUE_WEIGHT * sum(1 for w in words if w in FRENCH_CUES)
+        logit = CUE_WEIGHT * sum(1 for w in words if w in FRENCH_CUES)
         logit -= CUE_WEIGHT * sum(1 for w in words if w in ENGLISH_CUES)
         logit += LEXICON_WEIGHT * self._lexicon.logit(words)
         if _ACCENTED.search(PORTAL_LABELS.sub(" ", text)):
             logit += ACCENT_WEIGHT
-        french = 1 / (1 + math.exp(-logit))
+        letters = sum(len(w) for w in words)
+        if abs(logit) - LANGDETECT_MAX_LOGIT >= _DECISIVE_LOGIT:
+            # langdetect could not change the verdict (language or decisiveness): skip it, the slowest part on
+            # long texts such as mail, and report the confidence it would leave in the worst case.
+            logit -= math.copysign(LANGDETECT_MAX_LOGIT, logit)
+        else:
+            french_probability = self._langdetect_french_probability(" ".join(words)) if letters >= 3 else None
+            if french_probability is not None:
+                clipped = min(max(french_probability, LANGDETECT_CLIP), 1 - LANGDETECT_CLIP)
+                # langdetect is trustworthy on long text only: weigh it by how much text there is.
+                logit += math.log(clipped / (1 - clipped)) * min(1.0, letters / 25)
+        # Long texts pile up evidence: clamp before exp() (a probability of 1 - 2e-22 is certain enough).
+        french = 1 / (1 + math.exp(-max(-50.0, min(50.0, logit))))
         language = "fr" if french >= 0.5 else "en"
         confidence = french if language == "fr" else 1 - french
         content_words = [w for w in words if w not in COURTESY]

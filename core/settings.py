@@ -38,6 +38,15 @@ class Settings:
             development secret generated on first use and kept in ``var/auth_secret``).
         token_ttl_minutes: how long a minted identity token stays valid.
         portal_url: the Billing Portal's address, for links to invoice PDFs and CDR exports.
+        mailroom_config: a YAML file naming the IMAP mailboxes and the SMTP server (``mailroom/config.py``);
+            without one the mailroom watches the local Maildir ``var/mail/inbox`` and writes to ``var/mail/outbox``.
+        ca_address / us_address: the two teams' billing inboxes.
+        mail_size_limit_mb: above this size a mail becomes a ticket without its attachments.
+        ack_per_sender_hour / ack_per_sender_day / ack_global_hour: acknowledgement rate limits, so that two
+            auto-responders can never loop.
+        bounce_suppression_days: how long an address that hard-bounced gets no acknowledgement.
+        mail_batch: how many messages the mailroom fetches, stores in one transaction, then flags, at a time.
+        mail_workers: how many processes read a backlog of mail in parallel (0: read in the mailroom's process).
     """
 
     var_dir: Path = field(default_factory=_default_var_dir)
@@ -52,6 +61,16 @@ class Settings:
     auth_secret: str = field(default="", repr=False)
     token_ttl_minutes: int = 60
     portal_url: str = "https://billing.net2phone.ca"
+    mailroom_config: Path | None = None
+    ca_address: str = "billing@net2phone.ca"
+    us_address: str = "billing@net2phone.com"
+    mail_size_limit_mb: int = 10
+    ack_per_sender_hour: int = 3
+    ack_per_sender_day: int = 10
+    ack_global_hour: int = 500
+    bounce_suppression_days: int = 7
+    mail_batch: int = 200
+    mail_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -62,6 +81,10 @@ class Settings:
                 raise ConfigurationError(f"{PREFIX}{name.upper()}={port}: a port is a number from 1 to 65535")
         if self.auth_secret and len(self.auth_secret) < 32:
             raise ConfigurationError(f"{PREFIX}AUTH_SECRET: at least 32 characters are needed to sign tokens safely")
+        if self.mail_batch < 1:
+            raise ConfigurationError(f"{PREFIX}MAIL_BATCH={self.mail_batch}: at least one message per batch")
+        if self.mail_workers < 0:
+            raise ConfigurationError(f"{PREFIX}MAIL_WORKERS={self.mail_workers}: 0 (none) or more reader processes")
         if self.tracker_window < 20:
             raise ConfigurationError(
                 f"{PREFIX}TRACKER_WINDOW={self.tracker_window}: at least 20 events are needed to keep the rules' context"
@@ -82,6 +105,15 @@ class Settings:
         if len(secret) < 32:
             raise ConfigurationError(f"{path}: the signing secret is shorter than 32 characters; delete the file")
         return secret
+
+    @property
+    def mail_dir(self) -> Path:
+        """The local Maildir and outbox folders of the embedded mailroom."""
+        return self.var_dir / "mail"
+
+    def team_address(self, team: str) -> str:
+        """The billing inbox of a team ("CA" or "US")."""
+        return self.ca_address if team == "CA" else self.us_address
 
     @property
     def action_endpoint(self) -> str:
@@ -106,6 +138,16 @@ class Settings:
             ("auth_secret", str),
             ("token_ttl_minutes", int),
             ("portal_url", str),
+            ("mailroom_config", Path),
+            ("ca_address", str),
+            ("us_address", str),
+            ("mail_size_limit_mb", int),
+            ("ack_per_sender_hour", int),
+            ("ack_per_sender_day", int),
+            ("ack_global_hour", int),
+            ("bounce_suppression_days", int),
+            ("mail_batch", int),
+            ("mail_workers", int),
         ):
             raw = env.get(PREFIX + name.upper())
             if raw is None or raw == "":

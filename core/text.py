@@ -102,10 +102,16 @@ _TOKEN = re.compile(r"[#$%]|[\w']+", re.UNICODE)
 _SYMBOLS = {"#": "numero", "$": "dollars", "%": "pourcent"}
 
 
+# Every combining mark (all lie in the first two planes): deleting them from the decomposed text is a C-speed
+# str.translate instead of a Python loop over each character (tests/core/test_text.py checks the planes).
+_COMBINING_MARKS = {code: None for code in range(0x20000) if unicodedata.combining(chr(code))}
+
+
 def fold_accents(text: str) -> str:
     """Return ``text`` without diacritics ("reçu à l'été" → "recu a l'ete")."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    if text.isascii():
+        return text
+    return unicodedata.normalize("NFKD", text).translate(_COMBINING_MARKS)
 
 
 def tokenize(text: str) -> list[str]:

@@ -42,6 +42,14 @@ def write_endpoints(settings: Settings) -> Path:
     return path
 
 
+def mailroom_where(settings: Settings) -> str:
+    """What the mailroom watches, in words."""
+    if settings.mailroom_config is not None:
+        return f"the mailboxes of {settings.mailroom_config} (log: {settings.var_dir / 'log' / 'mailroom.log'})"
+    return (f"drop .eml files into {settings.mail_dir / 'inbox' / 'new'}; acknowledgements appear in "
+            f"{settings.mail_dir / 'outbox'}")
+
+
 def services_for(settings: Settings, endpoints: Path) -> list[Service]:
     """The processes to run, in start order."""
     rasa = str(Path(sys.executable).with_name("rasa"))
@@ -63,6 +71,12 @@ def services_for(settings: Settings, endpoints: Path) -> list[Service]:
             health_url=f"http://{settings.rasa_host}:{settings.rasa_port}/",
             host=settings.rasa_host,
             port=settings.rasa_port,
+        ),
+        Service(
+            name="mailroom",
+            command=[sys.executable, "-m", "mailroom", "daemon"],
+            health_url=None,
+            ready_line="mailroom watching",
         ),
     ]
 
@@ -97,6 +111,7 @@ def main() -> int:
             f"  Rasa server     http://{settings.rasa_host}:{settings.rasa_port}  (REST {rest}, socket.io /socket.io)\n"
             f"  action server   http://{settings.action_host}:{settings.action_port}/webhook\n"
             f"  database        {settings.database_url}\n"
+            f"  mailroom        {mailroom_where(settings)}\n"
             f"try:  curl -s {rest} -d '{{\"sender\":\"me\",\"message\":\"quelles cartes acceptez-vous\"}}'\n"
             f"Ctrl-C stops everything.",
             flush=True,

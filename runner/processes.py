@@ -32,16 +32,18 @@ class Service:
     Attributes:
         name: short name, also the log file's name.
         command: the argv to run.
-        health_url: a URL that answers 200 once the service is ready.
-        host / port: where it listens.
-        startup_timeout: seconds to wait for ``health_url``.
+        health_url: a URL that answers 200 once the service is ready (None: see ``ready_line``).
+        host / port: where it listens (None for a service that listens nowhere).
+        ready_line: for a service without a URL, the log line that says it is ready.
+        startup_timeout: seconds to wait for readiness.
     """
 
     name: str
     command: Sequence[str]
-    health_url: str
-    host: str
-    port: int
+    health_url: str | None
+    host: str | None = None
+    port: int | None = None
+    ready_line: str | None = None
     startup_timeout: float = 180.0
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     log_path: Path | None = None
@@ -114,11 +116,15 @@ def wait_until_ready(service: Service, clock: Callable[[], float] = time.monoton
                 f"{service.name} exited with status {service.process.returncode} while starting. "
                 f"Last lines of {service.log_path}:\n{_tail(service.log_path)}"
             )
-        if _answers(service.health_url):
+        if service.health_url is not None and _answers(service.health_url):
+            return
+        if service.ready_line is not None and service.log_path is not None and service.log_path.exists() \
+                and service.ready_line in service.log_path.read_text(encoding="utf-8", errors="replace"):
             return
         time.sleep(0.25)  # polling interval of a readiness probe, not a timing assumption
     raise LaunchError(
-        f"{service.name} did not answer {service.health_url} within {service.startup_timeout:.0f} s. "
+        f"{service.name} was not ready ({service.health_url or service.ready_line}) within "
+        f"{service.startup_timeout:.0f} s. "
         f"Last lines of {service.log_path}:\n{_tail(service.log_path)}"
     )
 

@@ -33,8 +33,22 @@ def configure_sqlite(engine: Engine) -> None:
         engine.dispose()  # connections opened before the listener existed lack the pragmas
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; creates the SQLite file's folder when needed."""
+def _autocommit_driver(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # the driver stops issuing BEGIN itself; the "begin" event does
+
+
+def _begin_immediate(connection: sa.engine.Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str, *, batch_writer: bool = False) -> Engine:
+    """An engine for ``url``; creates the SQLite file's folder when needed.
+
+    ``batch_writer``: for a process that writes many rows per transaction with a savepoint each (the mailroom).
+    Python's sqlite3 driver issues BEGIN only before the first write and mishandles SAVEPOINT (its RELEASE would
+    commit); here the driver is told to leave transactions alone and each one starts with BEGIN IMMEDIATE, which
+    also takes the write lock at once, so a batch that reads then writes never fails halfway with "database is
+    locked" (other writers wait for it, within the busy timeout). No effect on other databases."""
     parsed = sa.engine.make_url(url)
     kwargs: dict[str, Any] = {"future": True}
     if parsed.get_backend_name() == "sqlite":
@@ -43,6 +57,9 @@ def make_engine(url: str) -> Engine:
     else:
         kwargs["pool_pre_ping"] = True
     engine: Engine = sa.create_engine(parsed, **kwargs)
+    if batch_writer and parsed.get_backend_name() == "sqlite":
+        sa.event.listen(engine, "connect", _autocommit_driver)
+        sa.event.listen(engine, "begin", _begin_immediate)
     configure_sqlite(engine)
     return engine
 

@@ -106,7 +106,6 @@ class BillingContact(Base):
     name = sa.Column(sa.String(200))
     notifications = sa.Column(sa.Boolean, nullable=False, default=True)
 
-
 class PortalUser(Base):
     """A Billing Portal login. ``role``: office_manager, admin or regular; ``language``: the user-level UI language."""
 
@@ -119,7 +118,6 @@ class PortalUser(Base):
     role = sa.Column(sa.String(20), nullable=False)
     language = sa.Column(sa.String(2), nullable=False)
     active = sa.Column(sa.Boolean, nullable=False, default=True)
-
 
 class Invoice(Base):
     """A monthly invoice. Taxes are stored apart (GST, HST, QST, PST); ``total`` includes them and any credits
@@ -208,3 +206,141 @@ class AccountRequest(Base):
     channel = sa.Column(sa.String(16), nullable=False, default="chat")
     conversation_id = sa.Column(sa.String(255))
     created_at = sa.Column(sa.DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+# --- The mailroom: tickets from the billing@ inboxes, their messages, and what is sent back. -----------------
+class Ticket(Base):
+    """One customer case from email. ``team`` is the team whose work it is ("CA" or "US"); ``misroute`` says
+    whether the mail reached the other team's inbox (to_us, to_ca), might have (unsure), or not (none)."""
+
+    __tablename__ = "tickets"
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    reference = sa.Column(sa.String(16), nullable=False, unique=True)
+    team = sa.Column(sa.String(2), nullable=False)
+    mailbox = sa.Column(sa.String(64), nullable=False)
+    queue = sa.Column(sa.String(16), nullable=False, index=True)
+    priority = sa.Column(sa.String(8), nullable=False)
+    language = sa.Column(sa.String(2), nullable=False)
+    status = sa.Column(sa.String(16), nullable=False, default="open")
+    subject = sa.Column(sa.String(500), nullable=False)
+    customer_email = sa.Column(sa.String(320), nullable=False, index=True)
+    customer_name = sa.Column(sa.String(200))
+    account_id = sa.Column(sa.Integer, sa.ForeignKey("accounts.id", ondelete="SET NULL"), index=True)
+    topic = sa.Column(sa.String(64))
+    misroute = sa.Column(sa.String(8), nullable=False, default="none")
+    misroute_confidence = sa.Column(sa.Float, nullable=False, default=0.0)
+    misroute_reasons = sa.Column(sa.JSON, nullable=False, default=list)
+    created_at = sa.Column(sa.DateTime(timezone=True), nullable=False, default=utcnow)
+    updated_at = sa.Column(sa.DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class TicketMessage(Base):
+    """A message of a ticket, in or out. ``text`` is the customer's text with card data removed; ``quoted``
+    the earlier conversation they quoted (also redacted)."""
+
+    __tablename__ = "ticket_messages"
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    ticket_id = sa.Column(sa.Integer, sa.ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False, index=True)
+    direction = sa.Column(sa.String(3), nullable=False)
+    message_id = sa.Column(sa.String(500), index=True)
+    in_reply_to = sa.Column(sa.String(500))
+    from_address = sa.Column(sa.String(320), nullable=False)
+    to_addresses = sa.Column(sa.Text, nullable=False, default="")
+    subject = sa.Column(sa.String(500), nullable=False, default="")
+    text = sa.Column(sa.Text, nullable=False, default="")
+    quoted = sa.Column(sa.Text, nullable=False, default="")
+    language = sa.Column(sa.String(2))
+    automated = sa.Column(sa.String(10))
+    size = sa.Column(sa.Integer, nullable=False, default=0)
+    attachments_dropped = sa.Column(sa.Boolean, nullable=False, default=False)
+    created_at = sa.Column(sa.DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class TicketAttachment(Base):
+    """What a message had attached: name, type and size (the content stays in the mailbox)."""
+
+    __tablename__ = "ticket_attachments"
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    message_id = sa.Column(
+        sa.Integer, sa.ForeignKey("ticket_messages.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    filename = sa.Column(sa.String(300))
+    content_type = sa.Column(sa.String(200), nullable=False)
+    size = sa.Column(sa.Integer, nullable=False)
+
+
+class InboundMail(Base):
+    """Every message the mailroom has handled, once: by mailbox, UIDVALIDITY and UID, and by Message-ID. The
+    row is committed with the ticket, before the message is flagged on the server: this is what makes a restart
+    after a crash skip it instead of creating a second ticket."""
+
+    __tablename__ = "inbound_mail"
+    __table_args__ = (sa.UniqueConstraint("mailbox", "uidvalidity", "uid"),)
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    mailbox = sa.Column(sa.String(64), nullable=False)
+    uidvalidity = sa.Column(sa.BigInteger, nullable=False)
+    uid = sa.Column(sa.BigInteger, nullable=False)
+    message_id = sa.Column(sa.String(500), index=True)
+    outcome = sa.Column(sa.String(16), nullable=False)
+    reason = sa.Column(sa.Text)
+    ticket_id = sa.Column(sa.Integer, sa.ForeignKey("tickets.id", ondelete="SET NULL"))
+    handled_at = sa.Column(sa.DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class MailboxState(Base):
+    """Where a mailbox was read up to (IMAP UIDVALIDITY and the highest UID handled)."""
+
+    __tablename__ = "mailbox_state"
+
+    mailbox = sa.Column(sa.String(64), primary_key=True)
+    uidvalidity = sa.Column(sa.BigInteger, nullable=False)
+    last_uid = sa.Column(sa.BigInteger, nullable=False, default=0)
+    updated_at = sa.Column(sa.DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class OutboxMail(Base):
+    """A mail to send (acknowledgement, forward to the other team), committed with the ticket and sent later;
+    ``raw`` is the complete message. ``status``: pending, sent, failed (permanently) or suppressed."""
+
+    __tablename__ = "outbox"
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    kind = sa.Column(sa.String(16), nullable=False)
+    ticket_id = sa.Column(sa.Integer, sa.ForeignKey("tickets.id", ondelete="SET NULL"), index=True)
+    message_id = sa.Column(sa.String(500), nullable=False, unique=True)
+    sender = sa.Column(sa.String(320), nullable=False)
+    recipient = sa.Column(sa.String(320), nullable=False, index=True)
+    raw = sa.Column(sa.Text, nullable=False)
+    status = sa.Column(sa.String(10), nullable=False, default="pending", index=True)
+    attempts = sa.Column(sa.Integer, nullable=False, default=0)
+    next_attempt_at = sa.Column(sa.DateTime(timezone=True), nullable=False, default=utcnow)
+    last_error = sa.Column(sa.Text)
+    created_at = sa.Column(sa.DateTime(timezone=True), nullable=False, default=utcnow, index=True)
+    sent_at = sa.Column(sa.DateTime(timezone=True))
+
+
+class MailSuppression(Base):
+    """An address that gets no acknowledgement until ``until`` (it hard-bounced)."""
+
+    __tablename__ = "mail_suppressions"
+
+    email = sa.Column(sa.String(320), primary_key=True)
+    reason = sa.Column(sa.String(200), nullable=False)
+    until = sa.Column(sa.DateTime(timezone=True), nullable=False)
+
+
+def normalize_email(email: str) -> str:
+    """Addresses are stored lower-cased and trimmed, so that lookups compare them with a plain (indexed) ``=``."""
+    return email.strip().lower()
+
+
+def _normalized_on_set(_target: object, value: object, _old: object, _initiator: object) -> object:
+    return normalize_email(value) if isinstance(value, str) else value
+
+
+for _email_column in (PortalUser.email, BillingContact.email):
+    sa.event.listen(_email_column, "set", _normalized_on_set, retval=True)

@@ -122,3 +122,8 @@ def test_quoted_english_portal_labels_do_not_make_a_french_sentence_english(
     knowledgeable: LanguageDetector, text: str
 ) -> None:
     assert knowledgeable.detect(text).language == "fr"
+
+
+@pytest.mark.parametrize("text", ["facture " * 5000, "invoice payment " * 5000])
+def test_very_long_texts_do_not_overflow(detector: LanguageDetector, text: str) -> None:
+    assert detector.detect(text).decisive

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import unicodedata
+
 import pytest
 
 from core.text import fold_accents, normalize_for_matching
@@ -24,3 +27,9 @@ def test_typed_and_written_forms_normalise_alike(typed: str, written: str) -> No
 
 def test_accents_are_folded() -> None:
     assert fold_accents("reçu à l'été, déjà") == "recu a l'ete, deja"
+
+
+def test_folding_removes_every_combining_mark_of_unicode() -> None:
+    every_mark = "".join(chr(code) for code in range(sys.maxunicode + 1) if unicodedata.combining(chr(code)))
+    assert fold_accents("e" + every_mark + "x") == "ex"
+    assert fold_accents("ŒUVRE ﬁn Ångström") == "ŒUVRE fin Angstrom"  # compatibility forms too; Œ is a letter

@@ -40,3 +40,20 @@ def test_save_and_load_give_the_same_rankings(model: TopicModel, tmp_path: Path)
 def test_training_needs_two_labels() -> None:
     with pytest.raises(ValueError, match="at least two labels"):
         TopicModel.train(["a", "b"], ["x", "x"])
+
+
+TEXTS = [
+    "payer ma facture avec visa", "Where are my call records for June?", "", "?!", "zzzz qqqq",
+    "Bonjour, je n'arrive pas à exporter les appels de juin. Pouvez-vous m'aider ? Merci, Marie\n" * 5,
+    "pay pay pay pay invoice invoice card card card", "l'été à Montréal, 3 $ de frais #12",
+]
+
+
+@pytest.mark.parametrize("labels", [list(EXAMPLES), ["pay", "calls"]], ids=["softmax", "binary"])
+def test_the_fast_scorer_gives_scikit_learns_probabilities(labels: list[str]) -> None:
+    texts = [text for label in labels for text in EXAMPLES[label]]
+    model = TopicModel.train(texts, [label for label in labels for _ in EXAMPLES[label]])
+    expected = model._classifier.predict_proba(model._features(TEXTS))
+    for text, row in zip(TEXTS, expected):
+        ranking = dict(model.rank(text))
+        assert [ranking[label] for label in model.labels] == pytest.approx(list(row), abs=1e-12), text

@@ -1,0 +1,55 @@
+"""What the filters need besides the mail: settings, models, the store (when there is one), the time."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from sqlalchemy.orm import Session
+
+from core.knowledge import Article, load_articles
+from core.language import LanguageDetector, Lexicon
+from core.settings import Settings
+from mailroom.topics import MailTopics
+from mailroom.view import StoreView
+
+LOOP_HEADER = "X-Billing-Loop"
+
+
+@dataclass
+class TriageContext:
+    """Shared by every mail of a run. ``session`` and ``view`` are None for offline triage without a store."""
+
+    settings: Settings
+    detector: LanguageDetector
+    topics: MailTopics
+    articles: dict[str, Article]
+    secret: str
+    session: Session | None = None
+    now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    view: StoreView | None = None  # what the store says about the mail being decided (``mailroom.view``)
+
+    @classmethod
+    def build(cls, settings: Settings, session: Session | None = None) -> TriageContext:
+        """Load the articles, learn the language lexicon, load (or train and cache) the topic model."""
+        articles = load_articles(settings.knowledge_dir)
+        lexicon = Lexicon.learn([(q, lang) for a in articles for lang, qs in a.questions.items() for q in qs])
+        topics = MailTopics.load_or_train(articles, settings.var_dir / "mailroom")
+        return cls(settings, LanguageDetector(lexicon=lexicon), topics, {a.id: a for a in articles},
+                   settings.signing_secret(), session)
+
+    @property
+    def own_addresses(self) -> set[str]:
+        """Our system addresses: never acknowledged, never evidence of where a customer is."""
+        return {self.settings.ca_address.lower(), self.settings.us_address.lower()}
+
+    def loop_marker(self, message_id: str) -> str:
+        """The value of ``X-Billing-Loop`` on a mail we send: a keyed hash of its Message-ID (unforgeable)."""
+        digest = hmac.new(self.secret.encode(), message_id.encode(), hashlib.sha256).hexdigest()[:32]
+        return f"net2phone-billing; {digest}"
+
+    def is_own_marker(self, value: str, message_id: str | None) -> bool:
+        """True when a loop marker was made by us for this Message-ID."""
+        return bool(message_id) and hmac.compare_digest(value.strip(), self.loop_marker(str(message_id)))

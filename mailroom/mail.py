@@ -1,0 +1,97 @@
+"""The value that travels through the pipeline: one incoming mail and everything the stages learn about it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from email.message import Message
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mailroom.filters.misroute import Evidence
+
+AUTO_REPLY = "auto_reply"
+BOUNCE = "bounce"
+BULK = "bulk"
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """An attachment as recorded: its name, MIME type and size in bytes."""
+
+    filename: str | None
+    content_type: str
+    size: int
+
+
+@dataclass
+class Mail:
+    """One incoming message. Stages set the typed fields below; ``reasons`` keeps what they concluded, in words.
+
+    Attributes:
+        raw: the message as received.
+        team: the team whose inbox received it ("CA": billing@net2phone.ca, "US": billing@net2phone.com).
+        mailbox: the configured mailbox name it came from.
+    """
+
+    raw: bytes
+    team: str
+    mailbox: str
+    # parse
+    message: Message | None = None
+    message_id: str | None = None
+    in_reply_to: str | None = None
+    references: list[str] = field(default_factory=list)
+    subject: str = ""
+    from_address: str = ""
+    from_name: str = ""
+    reply_to: str | None = None
+    recipients: list[str] = field(default_factory=list)
+    body: str = ""
+    quoted: str = ""
+    signature: str = ""
+    html_only: bool = False
+    attachments: list[Attachment] = field(default_factory=list)
+    attachments_dropped: bool = False
+    size: int = 0
+    # redaction
+    card_numbers: int = 0
+    # trust and automation
+    own_mail: bool = False
+    automated: str | None = None
+    no_reply_sender: bool = False
+    ack_suppressed_by_sender: bool = False
+    bounce_of: str | None = None
+    bounced_recipient: str | None = None
+    hard_bounce: bool = False
+    # threading
+    ticket_id: int | None = None
+    ticket_reference: str | None = None
+    # understanding
+    language: str = "en"
+    topic: str | None = None
+    topic_confidence: float = 0.0
+    queue: str = "general"
+    priority: str = "normal"
+    account_id: int | None = None
+    account_region: str | None = None
+    account_number: str | None = None
+    place_evidence: Evidence | None = None  # what the mail says of where the customer is (misroute filter)
+    misroute: str = "none"
+    misroute_confidence: float = 0.0
+    # decision
+    acknowledge: bool = False
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def needs_ticket(self) -> bool:
+        """Automated mail (auto-replies, bounces, bulk, our own mail) creates no ticket."""
+        return self.automated is None and not self.own_mail
+
+    @property
+    def right_team(self) -> str:
+        """The team whose work this mail is, after misroute detection."""
+        if self.misroute == "to_us":
+            return "US"
+        if self.misroute == "to_ca":
+            return "CA"
+        return self.team

@@ -1,0 +1,382 @@
+"""Running the mailroom: each message in its own error boundary, committed before it is flagged.
+
+``Processor.handle`` triages one message and stores its effects in one transaction; the source (IMAP or Maildir)
+flags or moves the message only after that commit. A message that cannot be handled is quarantined with its
+reason and the batch goes on; a database or server failure stops the batch without flagging anything, to be
+retried. ``run_forever`` watches every mailbox in a thread of its own (IMAP IDLE, reconnecting with backoff) and
+sends the outbox as soon as a handled message queued something.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import ssl
+import threading
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from types import FrameType
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db.engine import make_engine, make_session_factory, unit_of_work
+from core.db.migrate import upgrade
+from core.db.models import MailboxState, OutboxMail
+from core.settings import Settings
+from mailroom.config import MailboxConfig, MailroomConfig, load_config
+from mailroom.context import TriageContext
+from mailroom.errors import ConfigurationError, MailroomError, PermanentMailError, TransientMailError
+from mailroom.faults import crash_point
+from mailroom.imap import ImapMailbox
+from mailroom.mail import Mail
+from mailroom.maildir import MaildirSource
+from mailroom.outbox import FolderTransport, SmtpTransport, Transport, send_pending
+from mailroom.pipeline import decide
+from mailroom.readers import Readers, Reading, ToRead
+from mailroom.store import SourceKey, handled_keys, record, record_quarantine
+from mailroom.view import StoreView
+
+logger = logging.getLogger(__name__)
+MAX_BACKOFF = 60.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one message: ``outcome`` as recorded, ``queued`` if it queued mail to send."""
+
+    outcome: str
+    queued: bool = False
+
+
+class Processor:
+    """Triage and store messages; shared by every source of a run."""
+
+    def __init__(self, settings: Settings, factory: sessionmaker[Session], context: TriageContext,
+                 on_queued: Callable[[], None] = lambda: None) -> None:
+        self.settings = settings
+        self.factory = factory
+        self.context = context
+        self.on_queued = on_queued
+        self.readers = Readers(settings, context, settings.mail_workers)
+
+    def close(self) -> None:
+        """Stop the reader processes, if any were started."""
+        self.readers.close()
+
+    def handle(self, raw: bytes, key: SourceKey, team: str | None) -> Outcome:
+        """Handle one message (committed on return); see ``store``."""
+        return self.handle_batch([(raw, key)], team)[0]
+
+    def handle_batch(self, messages: Sequence[tuple[bytes, SourceKey]], team: str | None) -> list[Outcome]:
+        """Read then store a batch of messages (committed on return)."""
+        return self.store(self.start(messages, team))
+
+    def start(self, messages: Sequence[tuple[bytes, SourceKey]], team: str | None) -> Started:
+        """Start reading a batch (in worker processes when it is large): the caller may fetch the next batch or
+        store the previous one meanwhile, then passes the result to ``store``."""
+        readings = self.readers.submit([ToRead(raw, team, key.mailbox) for raw, key in messages])
+        return Started([key for _, key in messages], readings)
+
+    def store(self, started: Started) -> list[Outcome]:
+        """Store a batch that was read, in one transaction committed on return (one commit per batch).
+
+        The store is consulted once for the whole batch (``StoreView``), then each message is decided and recorded
+        in a savepoint of its own: a message that cannot be handled is quarantined, its partial rows rolled back,
+        and the others go on. Raises only for failures that must stop the batch (the store is unreachable):
+        nothing of it is then committed, every message is left unflagged, to be retried."""
+        readings = started.readings()
+        outcomes: list[Outcome] = []
+        with unit_of_work(self.factory) as session:
+            done = handled_keys(session, started.keys)
+            context = replace(self.context, session=session, now=datetime.now(timezone.utc))
+            readable = [r.mail for key, r in zip(started.keys, readings) if key not in done and r.failure is None]
+            context = replace(context, view=StoreView.load(session, readable, context.now))
+            for key, reading in zip(started.keys, readings):
+                if key in done:
+                    outcomes.append(Outcome("already"))
+                elif reading.failure is not None:
+                    outcomes.append(self._quarantine(session, key, reading.mail.message_id, reading.failure))
+                else:
+                    outcomes.append(self._decide_and_record(session, context, reading.mail, key))
+        if any(outcome.queued for outcome in outcomes):
+            self.on_queued()
+        return outcomes
+
+    def _decide_and_record(self, session: Session, context: TriageContext, mail: Mail, key: SourceKey) -> Outcome:
+        assert context.view is not None
+        try:
+            decide(mail, context)
+            for attempt in range(2):
+                try:
+                    with session.begin_nested():
+                        row = record(mail, context, key)
+                        outcome = Outcome(str(row.outcome), any(isinstance(obj, OutboxMail) for obj in session.new))
+                    break
+                except IntegrityError:
+                    if attempt:  # twice: not a reference collision, the message was handled concurrently
+                        return Outcome("already")
+        except (OperationalError, TransientMailError):
+            raise
+        except PermanentMailError as error:
+            return self._quarantine(session, key, mail.message_id, str(error))
+        except Exception as error:  # a message that breaks a stage: quarantined, logged, the batch goes on
+            logger.error("message %s of %s quarantined:\n%s", key.uid, key.mailbox, traceback.format_exc())
+            return self._quarantine(session, key, mail.message_id, f"{type(error).__name__}: {error}")
+        context.view.note_recorded(mail, outcome.outcome, key.mailbox, key.uid)
+        crash_point("before_commit")
+        logger.info("%s UID %s: %s", key.mailbox, key.uid, outcome.outcome)
+        return outcome
+
+    @staticmethod
+    def _quarantine(session: Session, key: SourceKey, message_id: str | None, reason: str) -> Outcome:
+        with session.begin_nested():
+            record_quarantine(session, key, message_id, reason)
+        logger.warning("%s UID %s quarantined: %s", key.mailbox, key.uid, reason)
+        return Outcome("quarantined")
+
+
+@dataclass(frozen=True)
+class Started:
+    """A batch being read: its source keys, and the function that waits for its readings."""
+
+    keys: list[SourceKey]
+    readings: Callable[[], list[Reading]]
+
+
+def process_maildir(source: MaildirSource, processor: Processor) -> int:
+    """Handle every file waiting in the Maildir, a batch at a time (the next one read while the previous one is
+    stored); each batch is committed before its files move. Returns how many were handled."""
+    batch = processor.settings.mail_batch
+    pending = source.pending()
+    handled = 0
+    previous: tuple[list[Path], Started] | None = None
+    for start in range(0, len(pending) + batch, batch):
+        current: tuple[list[Path], Started] | None = None
+        messages: list[tuple[Path, bytes]] = []
+        for path in pending[start : start + batch]:
+            try:
+                messages.append((path, path.read_bytes()))
+            except OSError:
+                continue  # vanished meanwhile
+        if messages:
+            started = processor.start([(raw, source.key(path)) for path, raw in messages], None)
+            current = ([path for path, _ in messages], started)
+        if previous is not None:
+            paths, started_before = previous
+            outcomes = processor.store(started_before)
+            crash_point("after_commit")
+            for path, outcome in zip(paths, outcomes):
+                if outcome.outcome == "quarantined":
+                    source.quarantine(path)
+                else:
+                    source.done(path)
+            handled += len(paths)
+        previous = current
+    return handled
+
+
+def process_imap(mailbox: ImapMailbox, processor: Processor) -> int:
+    """Handle every unflagged message of a connected mailbox, batch by batch; returns how many were handled.
+
+    While a batch is stored, the next one is already fetched and being read (in the reader processes when it is
+    large). Each batch is committed before it is flagged on the server."""
+    name, team, batch = mailbox.config.name, mailbox.config.team, processor.settings.mail_batch
+    uids = mailbox.unhandled()
+    handled = 0
+    previous: tuple[list[int], Started] | None = None
+    for start in range(0, len(uids) + batch, batch):
+        chunk = uids[start : start + batch]
+        current: tuple[list[int], Started] | None = None
+        if chunk:
+            fetched = mailbox.fetch(chunk)
+            present = [uid for uid in chunk if uid in fetched]  # the others were expunged meanwhile
+            keys = [SourceKey(name, mailbox.uidvalidity, uid) for uid in present]
+            current = (chunk, processor.start([(fetched[key.uid], key) for key in keys], team))
+        if previous is not None:
+            handled += _store_and_flag(mailbox, processor, *previous)
+        previous = current
+    return handled
+
+
+def _store_and_flag(mailbox: ImapMailbox, processor: Processor, chunk: list[int], started: Started) -> int:
+    outcomes = processor.store(started)
+    crash_point("after_commit")
+    # Every message of the chunk is committed: only now are they flagged on the server.
+    uids = [key.uid for key in started.keys]
+    quarantined = [uid for uid, outcome in zip(uids, outcomes) if outcome.outcome == "quarantined"]
+    done = [uid for uid, outcome in zip(uids, outcomes) if outcome.outcome != "quarantined"]
+    mailbox.mark_triaged(done, quarantined)
+    crash_point("after_flag")
+    _checkpoint(processor.factory, mailbox.config.name, mailbox.uidvalidity, max(chunk))
+    return len(uids)
+
+
+def _checkpoint(factory: sessionmaker[Session], name: str, uidvalidity: int, last_uid: int) -> None:
+    with unit_of_work(factory) as session:
+        state = session.get(MailboxState, name)
+        if state is None:
+            session.add(MailboxState(mailbox=name, uidvalidity=uidvalidity, last_uid=last_uid))
+        else:
+            if int(state.uidvalidity) != uidvalidity:
+                logger.warning("%s: UIDVALIDITY changed from %s to %s: Message-IDs prevent duplicates",
+                               name, state.uidvalidity, uidvalidity)
+                state.uidvalidity, state.last_uid = uidvalidity, 0
+            state.last_uid = max(int(state.last_uid), last_uid)
+            state.updated_at = datetime.now(timezone.utc)
+
+
+def ssl_context_for(config: MailboxConfig) -> ssl.SSLContext:
+    """Certificate checks against the system's authorities, or the mailbox's own ``ca_file``."""
+    return ssl.create_default_context(cafile=config.ca_file) if config.ca_file else ssl.create_default_context()
+
+
+def transport_for(settings: Settings, config: MailroomConfig) -> Transport:
+    """SMTP when configured, else the local outbox folder."""
+    if config.smtp is not None:
+        return SmtpTransport(config.smtp)
+    return FolderTransport(settings.mail_dir / "outbox")
+
+
+def build(settings: Settings) -> tuple[MailroomConfig, sessionmaker[Session], TriageContext]:
+    """Configuration, store (migrated) and models for a run."""
+    config = load_config(settings)
+    upgrade(settings.database_url)
+    factory = make_session_factory(make_engine(settings.database_url, batch_writer=True))
+    context = TriageContext.build(settings)
+    return config, factory, context
+
+
+def run_once(settings: Settings) -> int:
+    """One pass over every mailbox and the outbox."""
+    try:
+        config, factory, context = build(settings)
+    except (ConfigurationError, MailroomError) as error:
+        logger.error("%s", error)
+        return 2
+    processor = Processor(settings, factory, context)
+    total = 0
+    try:
+        if config.embedded:
+            total += process_maildir(MaildirSource(settings.mail_dir / "inbox"), processor)
+        for mailbox_config in config.mailboxes:
+            mailbox = ImapMailbox(mailbox_config, ssl_context_for(mailbox_config))
+            try:
+                mailbox.connect()
+                total += process_imap(mailbox, processor)
+            except TransientMailError as error:
+                logger.error("%s", error)
+            finally:
+                mailbox.close()
+    finally:
+        processor.close()
+    sent = send_pending(factory, transport_for(settings, config))
+    logger.info("handled %d message(s), sent %d mail(s)", total, sent)
+    return 0
+
+
+class Daemon:
+    """The long-running mailroom: a thread per source, one for the outbox; stops on SIGTERM or SIGINT."""
+
+    def __init__(self, settings: Settings, config: MailroomConfig, factory: sessionmaker[Session],
+                 context: TriageContext) -> None:
+        self.settings = settings
+        self.config = config
+        self.factory = factory
+        self.stop = threading.Event()
+        self.wake_outbox = threading.Event()
+        self.processor = Processor(settings, factory, context, on_queued=self.wake_outbox.set)
+        self.transport = transport_for(settings, config)
+        self.threads: list[threading.Thread] = []
+        # Set while a mailbox's watcher waits in IMAP IDLE for new mail (for tests and the benchmark).
+        self.idling = {mailbox.name: threading.Event() for mailbox in config.mailboxes}
+
+    def start(self) -> None:
+        if self.config.embedded:
+            source = MaildirSource(self.settings.mail_dir / "inbox")
+            self._spawn("maildir", lambda: self._watch_maildir(source))
+        for mailbox in self.config.mailboxes:
+            self._spawn(f"imap-{mailbox.name}", lambda m=mailbox: self._watch_imap(m))  # type: ignore[misc]
+        self._spawn("outbox", self._send_outbox)
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def _watch_maildir(self, source: MaildirSource) -> None:
+        while not self.stop.is_set():
+            try:
+                process_maildir(source, self.processor)
+            except (OperationalError, TransientMailError) as error:
+                logger.error("maildir: %s; retrying", error)
+            self.stop.wait(0.5)  # a local folder has no IDLE: look twice a second
+
+    def _watch_imap(self, config: MailboxConfig) -> None:
+        backoff = 1.0
+        while not self.stop.is_set():
+            mailbox = ImapMailbox(config, ssl_context_for(config), idling=self.idling[config.name])
+            try:
+                mailbox.connect()
+                backoff = 1.0
+                logger.info("%s: connected to %s, watching %s", config.name, config.host, config.folder)
+                while not self.stop.is_set():
+                    process_imap(mailbox, self.processor)
+                    announced = mailbox.wait(min(config.poll_seconds, 5.0))
+                    if not announced and b"IDLE" not in mailbox.client.capabilities():
+                        self.stop.wait(config.poll_seconds)
+            except (TransientMailError, OperationalError) as error:
+                logger.warning("%s: %s; reconnecting in %.0f s", config.name, error, backoff)
+                self.stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+            finally:
+                mailbox.close()
+
+    def _send_outbox(self) -> None:
+        while not self.stop.is_set():
+            self.wake_outbox.wait(2.0)
+            self.wake_outbox.clear()
+            try:
+                send_pending(self.factory, self.transport)
+            except OperationalError as error:
+                logger.error("outbox: %s", error)
+
+    def join(self) -> None:
+        for thread in self.threads:
+            thread.join(timeout=10)
+        self.processor.close()
+
+
+def run_forever(settings: Settings) -> int:
+    """Watch and send until SIGTERM or SIGINT."""
+    try:
+        config, factory, context = build(settings)
+    except (ConfigurationError, MailroomError) as error:
+        logger.error("%s", error)
+        return 2
+    daemon = Daemon(settings, config, factory, context)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        daemon.stop.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    where = "; ".join(f"{m.name}: {m.host}:{m.port}/{m.folder}" for m in config.mailboxes) or \
+        f"Maildir {settings.mail_dir / 'inbox'} (outbox: {settings.mail_dir / 'outbox'})"
+    logger.info("mailroom watching %s", where)
+    daemon.start()
+    while not daemon.stop.is_set():
+        daemon.stop.wait(1.0)
+    daemon.join()
+    logger.info("mailroom stopped")
+    return 0
+
+
+def pending_outbox(factory: sessionmaker[Session]) -> int:
+    """How many mails wait in the outbox (for tests and the CLI)."""
+    with factory() as session:
+        return len(list(session.execute(select(OutboxMail.id).where(OutboxMail.status == "pending")).scalars()))
