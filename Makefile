@@ -63,7 +63,7 @@ mailroom-once: db
 	@$(PY) -m mailroom once
 
 tickets: db-quiet
-	@$(PY) -m mailroom tickets
+	@$(PY) -m mailroom tickets $(ARGS)
 
 # `make db` without its messages, for targets whose output scripts read.
 db-quiet: install

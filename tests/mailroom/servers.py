@@ -8,7 +8,9 @@ runs in the foreground in its own process group and is stopped with SIGKILL to t
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -19,8 +21,10 @@ import time
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from aiosmtpd.controller import Controller
 
@@ -60,14 +64,54 @@ def wait_for_greeting(port: int, greeting: bytes, timeout: float = 20.0) -> None
     raise ServerUnavailable(f"no {greeting!r} greeting on port {port} within {timeout:.0f} s")
 
 
+class TokenIssuer:
+    """The OAuth2 provider's token introspection endpoint (RFC 7662) on loopback: the one part of an XOAUTH2 login
+    that lives outside the mail server. Dovecot asks it whether a bearer token is active and whose it is."""
+
+    def __init__(self) -> None:
+        self.tokens: dict[str, str] = {}  # token -> username
+        issuer = self
+
+        class Introspection(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                length = int(self.headers.get("Content-Length") or 0)
+                form = parse_qs(self.rfile.read(length).decode())
+                token = (form.get("token") or [""])[0]
+                user = issuer.tokens.get(token)
+                body = json.dumps({"active": True, "username": user} if user else {"active": False}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server's signature)
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Introspection)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/introspect"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def issue(self, user: str) -> str:
+        token = secrets.token_urlsafe(32)
+        self.tokens[token] = user
+        return token
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 @dataclass
 class Dovecot:
-    """A throwaway Dovecot: plain+STARTTLS on ``port``, implicit TLS on ``tls_port``."""
+    """A throwaway Dovecot: plain+STARTTLS on ``port``, implicit TLS on ``tls_port``; password logins, and XOAUTH2
+    logins checked against ``issuer``."""
 
     root: Path
     port: int
     tls_port: int
     users: dict[str, str]
+    issuer: TokenIssuer
     process: subprocess.Popen[bytes] | None = None
     ca_file: Path = field(init=False)
 
@@ -79,7 +123,7 @@ class Dovecot:
         ensure_dovecot()
         root = Path(tempfile.mkdtemp(prefix="dovecot-", dir="/tmp"))
         root.chmod(0o755)
-        server = cls(root, free_port(), free_port(), users)
+        server = cls(root, free_port(), free_port(), users, TokenIssuer())
         server._configure()
         server._run()
         return server
@@ -99,6 +143,10 @@ class Dovecot:
                 (mail / user / "Maildir" / sub).mkdir(parents=True, exist_ok=True)
         for path in [mail, *mail.rglob("*")]:
             os.chown(path, MAIL_UID, MAIL_UID)
+        (root / "oauth2.conf.ext").write_text(
+            f"introspection_mode = post\nintrospection_url = {self.issuer.url}\nforce_introspection = yes\n"
+            "username_attribute = username\nactive_attribute = active\nactive_value = true\n"
+        )
         (root / "dovecot.conf").write_text(f"""
 protocols = imap
 listen = 127.0.0.1
@@ -108,11 +156,17 @@ log_path = {root}/dovecot.log
 default_internal_user = root
 default_login_user = dovenull
 first_valid_uid = 1
-auth_mechanisms = plain login
+auth_mechanisms = plain login xoauth2 oauthbearer
 disable_plaintext_auth = no
 mail_location = maildir:{mail}/%u/Maildir
 passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {root}/oauth2.conf.ext
+}}
+passdb {{
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN username_format=%u {root}/users
 }}
 userdb {{
@@ -157,6 +211,7 @@ ssl_key = <{root}/key.pem
 
     def stop(self) -> None:
         self.kill()
+        self.issuer.stop()
         shutil.rmtree(self.root, ignore_errors=True)
 
     def maildir(self, user: str) -> Path:

@@ -8,6 +8,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,11 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.db.models import TicketMessage
+from core.db.models import Ticket, TicketMessage
 from core.settings import PROJECT_ROOT, Settings
 from mailroom.config import MailboxConfig, MailroomConfig, SmtpConfig
 from mailroom.context import TriageContext
+from mailroom.errors import TransientMailError
 from mailroom.imap import ImapMailbox
 from mailroom.outbox import SmtpTransport, send_pending
 from mailroom.service import Daemon, Processor, process_imap, ssl_context_for
@@ -182,3 +184,32 @@ def test_a_killed_mailroom_restarts_without_duplicates_or_losses(
     mailbox = connected(config)
     assert mailbox.unhandled() == []
     mailbox.close()
+
+
+def test_an_oauth2_mailbox_logs_in_with_its_token_and_a_refused_token_stops_nothing_else(
+    dovecot: Dovecot, database_url: str, sessions: sessionmaker[Session], tmp_path: Path,
+    mailbox_config: Callable[..., MailboxConfig],
+) -> None:
+    config = mailbox_config("billing-us", "US", security="tls")
+    token = dovecot.issuer.issue("billing-us")
+    sender = f"oauth-{uuid.uuid4().hex[:6]}@example.com"
+    dovecot.deliver("billing-us", make_mail(sender, "Invoice copy", "Could I get a copy of my March invoice?",
+                                            to="billing@net2phone.com"))
+    (tmp_path / "mailroom.yml").write_text(yaml.safe_dump({"mailboxes": [{
+        "name": config.name, "team": "US", "host": config.host, "port": config.port, "security": "tls",
+        "username": "billing-us", "oauth2_token_env": "TEST_IMAP_TOKEN", "ca_file": config.ca_file,
+    }]}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BILLING_")}
+    env.update(BILLING_VAR_DIR=str(tmp_path), DATABASE_URL=database_url, BILLING_AUTH_SECRET=TEST_SECRET,
+               BILLING_MAILROOM_CONFIG=str(tmp_path / "mailroom.yml"), TEST_IMAP_TOKEN=token)
+    result = subprocess.run([sys.executable, "-m", "mailroom", "once"], cwd=PROJECT_ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with sessions() as session:
+        assert session.execute(sa.select(sa.func.count()).select_from(Ticket)
+                               .where(Ticket.customer_email == sender, Ticket.team == "US")).scalar_one() == 1
+    refused = ImapMailbox(replace(config, password=None, oauth2_token="not-a-token-we-issued"),
+                          ssl_context_for(config), timeout=20)
+    with pytest.raises(TransientMailError, match="connecting"):
+        refused.connect()
+    refused.close()
