@@ -34,7 +34,7 @@ TEXTS: dict[str, dict[str, str]] = {
               "{reference} ; un agent vous répondra. Veuillez conserver {reference} dans l'objet de vos réponses.",
     },
     "misrouted": {
-        "en": "Your message concerns an account served by the {right_team} team, so we have forwarded it to "
+        "en": "Your message concerns an account served by the {right_team}, so we have forwarded it to "
               "{right_address}, who will answer you. For next time, please write directly to {right_address}.",
         "fr": "Votre message concerne un compte servi par l'équipe de {right_team} : nous l'avons donc transmis à "
               "{right_address}, qui vous répondra. La prochaine fois, écrivez directement à {right_address}.",
@@ -168,7 +168,7 @@ def acknowledgement(mail: Mail, ticket: Ticket, context: TriageContext) -> Outgo
     ]
     if mail.misroute in ("to_us", "to_ca"):
         right = mail.right_team
-        paragraphs.append(_text("misrouted", language, right_team=TEAM_NAMES[right][language],
+        paragraphs.append(_text("misrouted", language, right_team=TEAM_LABELS[right][language],
                                 right_address=context.settings.team_address(right)))
     article = context.articles.get(mail.topic or "")
     if article is not None and mail.misroute not in ("to_us", "to_ca") and mail.team == "CA":
