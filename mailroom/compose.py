@@ -43,6 +43,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "This may already answer your question ({title}):",
         "fr": "Ceci répond peut-être déjà à votre question ({title}) :",
     },
+    "too_large": {
+        "en": "Your message was larger than {limit} MB, so we kept its text but not its attachments. If we need "
+              "them, the agent will tell you how to send them.",
+        "fr": "Votre message dépassait {limit} Mo : nous en avons gardé le texte, mais pas les pièces jointes. "
+              "Si nous en avons besoin, l'agent vous dira comment nous les faire parvenir.",
+    },
     "card": {
         "en": "For your security, we removed the card number from your message. Please never send card details "
               "by email: payments are made in the Billing Portal.",
@@ -173,6 +179,8 @@ def acknowledgement(mail: Mail, ticket: Ticket, context: TriageContext) -> Outgo
     article = context.articles.get(mail.topic or "")
     if article is not None and mail.misroute not in ("to_us", "to_ca") and mail.team == "CA":
         paragraphs.append(f"{_text('faq', language, title=article.title[language])}\n{article.answer[language]}")
+    if mail.attachments_dropped:
+        paragraphs.append(_text("too_large", language, limit=str(context.settings.mail_size_limit_mb)))
     if mail.card_numbers:
         paragraphs.append(_text("card", language))
     paragraphs.append(_text(f"signature_{mail.team}", language, address=sender))

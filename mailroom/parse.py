@@ -103,7 +103,8 @@ _ENCODED_WORDS = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=(?:\s*(?==\?[^
 def _word_bytes(encoding: str, payload: str) -> bytes:
     data = payload.encode("ascii", "surrogateescape")
     if encoding in "bB":
-        return base64.b64decode(data + b"=" * (-len(data) % 4))
+        data = data.rstrip(b"=")  # mailers get the padding wrong both ways: redo it
+        return base64.b64decode(data + b"=" * (-len(data) % 4), validate=True)
     return quopri.decodestring(data, header=True)
 
 

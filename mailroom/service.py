@@ -60,9 +60,9 @@ class Processor:
                  on_queued: Callable[[], None] = lambda: None) -> None:
         self.settings = settings
         self.factory = factory
-        self.context = context
+        self.context = replace(context, settings=settings)  # the models of ``context``, these settings
         self.on_queued = on_queued
-        self.readers = Readers(settings, context, settings.mail_workers)
+        self.readers = Readers(settings, self.context, settings.mail_workers)
 
     def close(self) -> None:
         """Stop the reader processes, if any were started."""

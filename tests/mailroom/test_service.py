@@ -10,13 +10,14 @@ import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from email import message_from_string, policy
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.db.models import InboundMail, MailSuppression, OutboxMail, Ticket
+from core.db.models import InboundMail, MailSuppression, OutboxMail, Ticket, TicketAttachment, TicketMessage
 from core.settings import Settings
 from mailroom.config import SmtpConfig
 from mailroom.context import TriageContext
@@ -203,3 +204,43 @@ def test_reader_processes_read_a_backlog_as_the_mailroom_itself_does(base_contex
         assert theirs.mail.raw == item.raw
         assert report(theirs.mail) == report(mine.mail)
         assert theirs.mail.place_evidence == mine.mail.place_evidence
+
+
+def test_a_batch_sees_what_its_earlier_mails_did(processor: Processor, sessions: sessionmaker[Session]) -> None:
+    sender, mailbox = customer(), f"batch-{uuid.uuid4().hex[:6]}"
+    first = make_mail(sender, "Crédit manquant", "Je ne vois pas le crédit promis sur ma facture.")
+    first_id = message_from_string(first.decode(), policy=policy.default)["Message-ID"]
+    follow_up = make_mail(sender, "Crédit manquant (suite)", "J'oubliais : c'était pour la panne du 3 mars.",
+                          In_Reply_To=first_id)
+    more = [make_mail(sender, f"Autre question {n}", "Comment exporter les appels de juin?") for n in range(4)]
+    messages = [first, follow_up, first, *more]
+    outcomes = processor.handle_batch([(raw, SourceKey(mailbox, 1, uid)) for uid, raw in enumerate(messages, 1)], "CA")
+    # The follow-up joins the ticket opened two lines above; the same mail again is a duplicate; the sender's
+    # hourly limit of acknowledgements counts the ones queued earlier in the same batch.
+    assert [o.outcome for o in outcomes] == ["ticket", "threaded", "duplicate", "ticket", "ticket", "ticket", "ticket"]
+    assert len([row for row in outbox(sessions) if row.recipient == sender]) == 3
+
+
+def test_an_oversized_mail_becomes_a_ticket_without_its_attachments(
+    sessions: sessionmaker[Session], base_context: TriageContext, mail_settings: Settings,
+) -> None:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = customer(), "billing@net2phone.ca", "Relevés joints"
+    message["Message-ID"] = f"<big-{uuid.uuid4().hex}@example.ca>"
+    message.set_content("Bonjour, voici nos relevés bancaires : le paiement a bien été prélevé deux fois.")
+    message.add_attachment(b"%PDF-1.4 " + bytes(1_300_000), maintype="application", subtype="pdf",
+                           filename="relevés mars.pdf")
+    processor = Processor(replace(mail_settings, mail_size_limit_mb=1), sessions, base_context)
+    try:
+        assert processor.handle(message.as_bytes(), key(), "CA").outcome == "ticket"
+    finally:
+        processor.close()
+    with sessions() as session:
+        stored = session.execute(sa.select(TicketMessage).where(TicketMessage.from_address == message["From"])).scalar_one()
+        attachments = session.execute(sa.select(sa.func.count()).select_from(TicketAttachment)
+                                      .where(TicketAttachment.message_id == stored.id)).scalar_one()
+    assert stored.attachments_dropped and attachments == 0 and stored.size > 1_000_000
+    assert "prélevé deux fois" in stored.text
+    ack = [row for row in outbox(sessions) if row.recipient == message["From"]][0]
+    text = message_from_string(ack.raw, policy=policy.default).get_content()
+    assert "dépassait 1 Mo" in text, text
