@@ -22,6 +22,15 @@ from core.topics import TopicModel, TopicModelConfig
 TOPIC_CONFIDENCE = 0.5
 QUEUE_CONFIDENCE = 0.45
 SENTENCE_CONFIDENCE = 0.8
+# Keywords win over a topic less likely than this when they name their queue this many times (and never the
+# topic's queue).
+KEYWORDS_WIN_BELOW = 0.6
+KEYWORDS_TO_WIN = 3
+# The footer of automated mail ("this is an automated notification", "ne pas répondre"): no topic of its own.
+AUTOMATED_FOOTER = re.compile(
+    r"\b(automated (notification|message|email)|do not reply|replies (are|will) not (be )?monitored|"
+    r"unsubscribe|genere automatiquement|ne (pas )?(y )?repondre|message automatique|desabonner)\b"
+)
 # Words that place a mail in a queue, English and French side by side (accent-folded).
 QUEUE_KEYWORDS: dict[str, re.Pattern[str]] = {
     "payments": re.compile(
@@ -106,20 +115,29 @@ class MailTopics:
             by_queue[queue] = by_queue.get(queue, 0.0) + probability
         article_id, probability = whole[0]
         queue, queue_probability = max(by_queue.items(), key=lambda item: item[1])
+        folded = fold_accents(text.lower())
+        hits = {name: len(pattern.findall(folded)) for name, pattern in QUEUE_KEYWORDS.items()}
+        keyword_queue, count = max(hits.items(), key=lambda item: item[1])
         if queue_probability >= QUEUE_CONFIDENCE:
+            # The articles are FAQ questions; mail about something no article covers gets a middling topic.
+            # Then a queue the mail's own words name again and again, where the topic's queue is never named,
+            # or any named queue when the topic is the catch-all "how to reach billing", wins.
+            unsure = probability < KEYWORDS_WIN_BELOW and count >= KEYWORDS_TO_WIN and hits.get(queue, 0) == 0
+            catch_all = queue == "general" and count >= 2
+            if keyword_queue != queue and (unsure or catch_all):
+                return TopicDecision(keyword_queue, None, probability,
+                                     f"queue {keyword_queue} from {count} keyword(s) over topic {article_id} "
+                                     f"({probability:.2f}, queue {queue})")
             article = article_id if probability >= TOPIC_CONFIDENCE else None
             return TopicDecision(queue, article, probability,
                                  f"topic {article_id} ({probability:.2f}), queue {queue} ({queue_probability:.2f})")
-        pieces = sentences(body)[:30]
+        pieces = [piece for piece in sentences(body)[:30] if not AUTOMATED_FOOTER.search(fold_accents(piece.lower()))]
         if pieces:
             best_article, best = max(((r[0][0], r[0][1]) for r in self._model.rank_many(pieces)), key=lambda x: x[1])
             if best >= SENTENCE_CONFIDENCE:
                 queue = self._articles[best_article].queue
                 return TopicDecision(queue, best_article, best,
                                      f"topic {best_article} ({best:.2f}) from one sentence: queue {queue}")
-        folded = fold_accents(text.lower())
-        hits = {name: len(pattern.findall(folded)) for name, pattern in QUEUE_KEYWORDS.items()}
-        keyword_queue, count = max(hits.items(), key=lambda item: item[1])
         if count:
             return TopicDecision(keyword_queue, None, probability,
                                  f"queue {keyword_queue} from {count} keyword(s); no article is likely enough")

@@ -47,6 +47,11 @@ class ThreadIntoTicket:
         if reference and reference.group(1) in view.tickets_by_reference:
             ticket = view.tickets_by_reference[reference.group(1)]
             self._join(mail, ticket.id, ticket.reference, f"subject names ticket {ticket.reference}")
+        elif reference:
+            # A reply naming a ticket this store does not hold (another installation's, a typo): it opens a
+            # ticket of its own, but the customer already has a reference and gets no second acknowledgement.
+            mail.ticket_reference = reference.group(1)
+            mail.reasons.append(f"subject names ticket {mail.ticket_reference}, which is not in the store")
 
     @staticmethod
     def _join(mail: Mail, ticket_id: int, reference: str, why: str) -> None:

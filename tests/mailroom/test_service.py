@@ -244,3 +244,12 @@ def test_an_oversized_mail_becomes_a_ticket_without_its_attachments(
     ack = [row for row in outbox(sessions) if row.recipient == message["From"]][0]
     text = message_from_string(ack.raw, policy=policy.default).get_content()
     assert "dépassait 1 Mo" in text, text
+
+
+def test_a_reply_naming_an_unknown_ticket_opens_one_without_a_second_acknowledgement(
+    processor: Processor, sessions: sessionmaker[Session],
+) -> None:
+    sender = customer()
+    raw = make_mail(sender, "RE : [BL-ZZZZZZ] Facture de mars", "Et la facture d'avril, s'il vous plaît?")
+    assert processor.handle(raw, key(), "CA").outcome == "ticket"
+    assert [row for row in outbox(sessions) if row.recipient == sender] == []
