@@ -42,6 +42,12 @@ QUEUE_KEYWORDS: dict[str, re.Pattern[str]] = {
         r"\b(bill to|billing address|address|e-?mails? (for|of) billing|billing e-?mails?|notifications?|language|"
         r"french|adresse|courriels? de facturation|avis|langue|francais|profil|time zone|fuseau)\b"
     ),
+    # "Anything else" the billing team is asked: letters and supplier forms, fraud worries, rates and contracts.
+    "general": re.compile(
+        r"\b(letters?|lettre|attestation|good standing|en regle|(vendor|supplier) (form|registration|setup|set up)|"
+        r"(formulaire|inscription|fiche) (de |des )?fournisseurs?|phishing|scam|fraud\w*|hameconn\w*|arnaque|"
+        r"suspicious|suspect|pricing|price list|discount|rabais|escompte|contract|contrat)\b"
+    ),
     "users": re.compile(
         r"\b(users?|log ?in|logging in|locked out|password|username|sign in|access|manage users|permissions?|"
         r"utilisat\w*|acces|gerer les utilisateurs|identifiant|mot de passe|connecter|connexion|verrouill\w*)\b"
