@@ -1,10 +1,10 @@
 """What a mail is about: the FAQ article it matches (the same knowledge/ articles as the chat) and its queue.
 
-A topic model is trained on the articles' phrasings (cached on disk, keyed by the articles' content, so a
-one-off ``make -s triage`` loads it instead of training). Mail is longer and wider than chat questions, and often
-about something no FAQ article covers, so two kinds of evidence are added up for each queue: how likely its
-articles are for the whole mail, and its share of the mail's queue keywords (English and French). Chosen on the
-test mail and on ``bench/data/mail_heldout``; ``bench/mailroom_eval.py`` measures it on mail it never saw.
+A topic model is trained on the articles' phrasings and on customer mail written for training, labelled with its
+queue (``mailroom/data/training_*.yml``: mail is wider than the FAQ); it is cached on disk, keyed by that data,
+so a one-off ``make -s triage`` loads it instead of training. Two kinds of evidence are added up for each queue:
+how likely the model finds it for the whole mail, and its share of the mail's queue keywords (English and
+French). ``bench/mailroom_eval.py`` measures it on mail written independently of all this.
 """
 
 from __future__ import annotations
@@ -14,15 +14,19 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from core.knowledge import Article
 from core.text import fold_accents
 from core.topics import TopicModel, TopicModelConfig
 
+QUEUES = ("payments", "invoices", "cdr", "credits", "account", "users", "general")
 # The article is named as the mail's topic above this probability (and when it belongs to the chosen queue).
 TOPIC_CONFIDENCE = 0.5
-# Keywords count when the mail has at least this many; together they weigh this much against the topic model.
+# Keywords count when the mail has at least this many; together they weigh this much against the topic model
+# (chosen with bench/mailroom_eval.py on the test mail and the held-out sets a to c: 0.15 to 0.35 do as well).
 KEYWORDS_MIN = 2
-KEYWORD_WEIGHT = 0.75
+KEYWORD_WEIGHT = 0.25
 # Words that place a mail in a queue, English and French side by side (accent-folded).
 QUEUE_KEYWORDS: dict[str, re.Pattern[str]] = {
     "payments": re.compile(
@@ -65,14 +69,40 @@ class TopicDecision:
     reason: str
 
 
-def articles_fingerprint(articles: list[Article]) -> str:
-    """A hash of the articles' phrasings and queues: the cache key of the trained model."""
+TRAINING_DIR = Path(__file__).parent / "data"
+QUEUE_LABEL = "queue:"
+
+
+@dataclass(frozen=True)
+class TrainingMail:
+    """A customer mail written for training, labelled with its queue only (no FAQ article answers it)."""
+
+    queue: str
+    text: str
+
+
+def load_training_mail(directory: Path = TRAINING_DIR) -> list[TrainingMail]:
+    """The queue-labelled mails of ``mailroom/data/training_*.yml`` (``{queue: [{subject, body}]}``)."""
+    mails: list[TrainingMail] = []
+    for path in sorted(directory.glob("training_*.yml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for queue, entries in data.items():
+            if queue not in QUEUES:
+                raise ValueError(f"{path}: {queue!r} is not a queue ({', '.join(QUEUES)})")
+            mails.extend(TrainingMail(queue, f"{entry['subject']}\n{entry['body']}".strip()) for entry in entries)
+    return mails
+
+
+def training_fingerprint(articles: list[Article], mails: list[TrainingMail]) -> str:
+    """A hash of the articles' phrasings and queues and of the training mail: the cache key of the trained model."""
     digest = hashlib.sha256()
     for article in sorted(articles, key=lambda a: a.id):
         digest.update(f"{article.id}|{article.queue}".encode())
         for language in sorted(article.questions):
             for question in article.questions[language]:
                 digest.update(question.encode())
+    for mail in mails:
+        digest.update(f"{mail.queue}|{mail.text}".encode())
     return digest.hexdigest()[:16]
 
 
@@ -85,17 +115,26 @@ class MailTopics:
 
     @classmethod
     def load_or_train(cls, articles: list[Article], cache_dir: Path) -> MailTopics:
-        """The cached model for these articles, trained and cached first if there is none."""
-        directory = cache_dir / f"topics-{articles_fingerprint(articles)}"
+        """The cached model for these articles and the training mail, trained and cached first if there is none.
+
+        Labels are the articles (their phrasings, whose queue is the article's) and, for the training mail,
+        ``queue:<name>``: mail is wider than the FAQ, and a queue's own mail teaches what no article says."""
+        mails = load_training_mail()
+        directory = cache_dir / f"topics-{training_fingerprint(articles, mails)}"
         try:
             model = TopicModel.load(directory)
         except (OSError, ValueError):
-            texts = [q for a in articles for qs in a.questions.values() for q in qs]
+            texts = [q for a in articles for qs in a.questions.values() for q in qs] + [m.text for m in mails]
             labels = [a.id for a in articles for qs in a.questions.values() for _ in qs]
+            labels += [QUEUE_LABEL + m.queue for m in mails]
             model = TopicModel.train(texts, labels, TopicModelConfig(regularization=10.0))
             directory.mkdir(parents=True, exist_ok=True)
             model.save(directory)
         return cls(model, {a.id: a for a in articles})
+
+    def queue_of(self, label: str) -> str:
+        """The queue of a model label: an article's, or the one a training mail was labelled with."""
+        return label[len(QUEUE_LABEL):] if label.startswith(QUEUE_LABEL) else self._articles[label].queue
 
     def classify(self, subject: str, body: str) -> TopicDecision:
         """The queue and article of a mail's subject and new text."""
@@ -106,8 +145,8 @@ class MailTopics:
             return TopicDecision("general", None, 0.0, "a thank-you note: queue general")
         whole = self._model.rank(text[:1500])
         scores: dict[str, float] = {}
-        for article_id, probability in whole:
-            queue = self._articles[article_id].queue
+        for label, probability in whole:
+            queue = self.queue_of(label)
             scores[queue] = scores.get(queue, 0.0) + probability
         folded = fold_accents(text.lower())
         hits = {name: len(pattern.findall(folded)) for name, pattern in QUEUE_KEYWORDS.items()}
@@ -116,11 +155,13 @@ class MailTopics:
             for name, count in hits.items():
                 scores[name] = scores.get(name, 0.0) + KEYWORD_WEIGHT * count / total
         queue = max(scores, key=lambda name: scores[name])
-        article_id, probability = whole[0]
+        # The FAQ article answering the mail: the most likely article, if likely enough and of the chosen queue.
+        article_id, probability = next(((label, p) for label, p in whole if label in self._articles), ("", 0.0))
         article = article_id if probability >= TOPIC_CONFIDENCE and self._articles[article_id].queue == queue else None
         words = f", {hits.get(queue, 0)} of its {total} queue keywords" if total >= KEYWORDS_MIN else ""
+        top, top_probability = whole[0]
         return TopicDecision(queue, article, probability,
-                             f"queue {queue} ({scores[queue]:.2f}): topic {article_id} ({probability:.2f}){words}")
+                             f"queue {queue} ({scores[queue]:.2f}): {top} ({top_probability:.2f}){words}")
 
 
 _THANKS = re.compile(r"\b(thanks?|thank you|thx|appreciated?|merci|remercie\w*|apprecie)\b")
