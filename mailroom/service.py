@@ -14,11 +14,12 @@ import signal
 import ssl
 import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -42,6 +43,7 @@ from mailroom.store import SourceKey, handled_keys, record, record_quarantine
 from mailroom.view import StoreView
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")  # what a source knows its batch by (the files, the UIDs)
 MAX_BACKOFF = 60.0
 
 
@@ -75,6 +77,29 @@ class Processor:
     def handle_batch(self, messages: Sequence[tuple[bytes, SourceKey]], team: str | None) -> list[Outcome]:
         """Read then store a batch of messages (committed on return)."""
         return self.store(self.start(messages, team))
+
+    def handle_batches(self, batches: Iterator[tuple[T, list[tuple[bytes, SourceKey]]]], team: str | None,
+                       finish: Callable[[T, list[SourceKey], list[Outcome]], None]) -> int:
+        """Handle a source's batches, each ``(tag, messages)``: the next batch is taken from ``batches`` (fetched)
+        and read while the previous one is stored; ``finish(tag, keys, outcomes)`` flags or moves the messages of
+        a batch once it is committed, never before. Returns how many messages were handled."""
+        handled = 0
+        previous: tuple[T, Started] | None = None
+        for tag, messages in batches:
+            started = self.start(messages, team)
+            if previous is not None:
+                handled += self._store_and_finish(*previous, finish)
+            previous = (tag, started)
+        if previous is not None:
+            handled += self._store_and_finish(*previous, finish)
+        return handled
+
+    def _store_and_finish(self, tag: T, started: Started,
+                          finish: Callable[[T, list[SourceKey], list[Outcome]], None]) -> int:
+        outcomes = self.store(started)
+        crash_point("after_commit")
+        finish(tag, started.keys, outcomes)
+        return len(started.keys)
 
     def start(self, messages: Sequence[tuple[bytes, SourceKey]], team: str | None) -> Started:
         """Start reading a batch (in worker processes when it is large): the caller may fetch the next batch or
@@ -149,71 +174,51 @@ class Started:
 
 
 def process_maildir(source: MaildirSource, processor: Processor) -> int:
-    """Handle every file waiting in the Maildir, a batch at a time (the next one read while the previous one is
-    stored); each batch is committed before its files move. Returns how many were handled."""
-    batch = processor.settings.mail_batch
-    pending = source.pending()
-    handled = 0
-    previous: tuple[list[Path], Started] | None = None
-    for start in range(0, len(pending) + batch, batch):
-        current: tuple[list[Path], Started] | None = None
-        messages: list[tuple[Path, bytes]] = []
-        for path in pending[start : start + batch]:
-            try:
-                messages.append((path, path.read_bytes()))
-            except OSError:
-                continue  # vanished meanwhile
-        if messages:
-            started = processor.start([(raw, source.key(path)) for path, raw in messages], None)
-            current = ([path for path, _ in messages], started)
-        if previous is not None:
-            paths, started_before = previous
-            outcomes = processor.store(started_before)
-            crash_point("after_commit")
-            for path, outcome in zip(paths, outcomes):
-                if outcome.outcome == "quarantined":
-                    source.quarantine(path)
-                else:
-                    source.done(path)
-            handled += len(paths)
-        previous = current
-    return handled
+    """Handle every file waiting in the Maildir, a batch at a time; each batch is committed before its files
+    move. Returns how many were handled."""
+    def batches() -> Iterator[tuple[list[Path], list[tuple[bytes, SourceKey]]]]:
+        pending, size = source.pending(), processor.settings.mail_batch
+        for start in range(0, len(pending), size):
+            messages: list[tuple[Path, bytes]] = []
+            for path in pending[start : start + size]:
+                try:
+                    messages.append((path, path.read_bytes()))
+                except OSError:
+                    continue  # vanished meanwhile
+            if messages:
+                yield [path for path, _ in messages], [(raw, source.key(path)) for path, raw in messages]
+
+    def move(paths: list[Path], keys: list[SourceKey], outcomes: list[Outcome]) -> None:
+        for path, outcome in zip(paths, outcomes):
+            if outcome.outcome == "quarantined":
+                source.quarantine(path)
+            else:
+                source.done(path)
+
+    return processor.handle_batches(batches(), None, move)
 
 
 def process_imap(mailbox: ImapMailbox, processor: Processor) -> int:
-    """Handle every unflagged message of a connected mailbox, batch by batch; returns how many were handled.
+    """Handle every unflagged message of a connected mailbox, batch by batch; each batch is committed before it
+    is flagged on the server. Returns how many were handled."""
+    name = mailbox.config.name
 
-    While a batch is stored, the next one is already fetched and being read (in the reader processes when it is
-    large). Each batch is committed before it is flagged on the server."""
-    name, team, batch = mailbox.config.name, mailbox.config.team, processor.settings.mail_batch
-    uids = mailbox.unhandled()
-    handled = 0
-    previous: tuple[list[int], Started] | None = None
-    for start in range(0, len(uids) + batch, batch):
-        chunk = uids[start : start + batch]
-        current: tuple[list[int], Started] | None = None
-        if chunk:
+    def batches() -> Iterator[tuple[list[int], list[tuple[bytes, SourceKey]]]]:
+        uids, size = mailbox.unhandled(), processor.settings.mail_batch
+        for start in range(0, len(uids), size):
+            chunk = uids[start : start + size]
             fetched = mailbox.fetch(chunk)
-            present = [uid for uid in chunk if uid in fetched]  # the others were expunged meanwhile
-            keys = [SourceKey(name, mailbox.uidvalidity, uid) for uid in present]
-            current = (chunk, processor.start([(fetched[key.uid], key) for key in keys], team))
-        if previous is not None:
-            handled += _store_and_flag(mailbox, processor, *previous)
-        previous = current
-    return handled
+            # Messages expunged meanwhile are missing from ``fetched``.
+            yield chunk, [(fetched[uid], SourceKey(name, mailbox.uidvalidity, uid)) for uid in chunk if uid in fetched]
 
+    def flag(chunk: list[int], keys: list[SourceKey], outcomes: list[Outcome]) -> None:
+        quarantined = [key.uid for key, outcome in zip(keys, outcomes) if outcome.outcome == "quarantined"]
+        done = [key.uid for key, outcome in zip(keys, outcomes) if outcome.outcome != "quarantined"]
+        mailbox.mark_triaged(done, quarantined)
+        crash_point("after_flag")
+        _checkpoint(processor.factory, name, mailbox.uidvalidity, max(chunk))
 
-def _store_and_flag(mailbox: ImapMailbox, processor: Processor, chunk: list[int], started: Started) -> int:
-    outcomes = processor.store(started)
-    crash_point("after_commit")
-    # Every message of the chunk is committed: only now are they flagged on the server.
-    uids = [key.uid for key in started.keys]
-    quarantined = [uid for uid, outcome in zip(uids, outcomes) if outcome.outcome == "quarantined"]
-    done = [uid for uid, outcome in zip(uids, outcomes) if outcome.outcome != "quarantined"]
-    mailbox.mark_triaged(done, quarantined)
-    crash_point("after_flag")
-    _checkpoint(processor.factory, mailbox.config.name, mailbox.uidvalidity, max(chunk))
-    return len(uids)
+    return processor.handle_batches(batches(), mailbox.config.team, flag)
 
 
 def _checkpoint(factory: sessionmaker[Session], name: str, uidvalidity: int, last_uid: int) -> None:
