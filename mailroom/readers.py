@@ -79,7 +79,6 @@ def _read_in_worker(items: list[ToRead]) -> list[Reading]:
     readings = [read_one(item, _worker_context, _worker_settings) for item in items]
     for reading in readings:
         reading.mail.raw = b""  # the parent has it: do not send it back
-        reading.mail.message = None
     return readings
 
 

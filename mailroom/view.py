@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from core.db.models import (
@@ -133,13 +133,14 @@ class StoreView:
                 .where(MailSuppression.email.in_(part), MailSuppression.until > self.now)
             ):
                 self.suppressed[str(email)] = str(reason)
-            for recipient, created_at in session.execute(
-                select(OutboxMail.recipient, OutboxMail.created_at)
+            last_hour = func.sum(case((OutboxMail.created_at > hour_ago, 1), else_=0))
+            for recipient, day_count, hour_count in session.execute(
+                select(OutboxMail.recipient, func.count(), last_hour)
                 .where(OutboxMail.kind == ACK, OutboxMail.recipient.in_(part), OutboxMail.created_at > day_ago)
+                .group_by(OutboxMail.recipient)
             ):
-                self.acks_last_day[str(recipient)] += 1
-                if _aware(created_at, self.now) > hour_ago:
-                    self.acks_last_hour[str(recipient)] += 1
+                self.acks_last_day[str(recipient)] = int(day_count)
+                self.acks_last_hour[str(recipient)] = int(hour_count or 0)
         self.acks_all_last_hour = session.execute(
             select(func.count()).select_from(OutboxMail).where(OutboxMail.kind == ACK, OutboxMail.created_at > hour_ago)
         ).scalar_one()
@@ -179,7 +180,3 @@ def _chunks(values: Iterable[str]) -> Iterable[list[str]]:
     for start in range(0, len(ordered), CHUNK):
         yield ordered[start : start + CHUNK]
 
-
-def _aware(moment: datetime, like: datetime) -> datetime:
-    """SQLite hands back naive UTC datetimes: compare them as UTC."""
-    return moment.replace(tzinfo=like.tzinfo) if moment.tzinfo is None and like.tzinfo is not None else moment
