@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date
+from collections.abc import Callable
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
@@ -22,6 +23,7 @@ from bot.actions.conversation import language_of
 from bot.actions.identity import AccountAction, verified_identity
 from bot.actions.services import Services, get_services
 from core.entities import find_email, find_language_level, find_role, find_user_change
+from core.db.models import AccountRequest
 from core.identity import Identity
 from core.requests import (
     ROLES,
@@ -161,6 +163,21 @@ class ValidateUserRequestForm(FormValidationAction):
         return {"user_role": role}
 
 
+def store_request(
+    dispatcher: CollectingDispatcher, tracker: Tracker, identity: Identity, email: str | None, language: str,
+    refused_response: str, what: str, store: Callable[[], AccountRequest],
+) -> AccountRequest | None:
+    """Store a request; when the role may not ask it, or the store fails, tell the customer and return None."""
+    try:
+        return store()
+    except RequestRefused as refusal:
+        explain_refusal(dispatcher, refusal, email, language, refused_response, identity.account_name)
+    except SQLAlchemyError:
+        logger.exception("Could not store the %s request of conversation %s", what, tracker.sender_id)
+        dispatcher.utter_message(response="utter_technical_problem")
+    return None
+
+
 class ActionSubmitUserRequest(AccountAction):
     """Store the user change with a reference and tell the customer."""
 
@@ -176,19 +193,15 @@ class ActionSubmitUserRequest(AccountAction):
     ) -> list[dict[str, Any]]:
         change = UserChange(tracker.get_slot("user_change"))
         email, role = tracker.get_slot("user_email"), tracker.get_slot("user_role")
-        try:
-            request = request_user_change(self.services.sessions, identity, change, email, role, tracker.sender_id)
-        except RequestRefused as refusal:
-            explain_refusal(dispatcher, refusal, email, language, "utter_request_not_allowed", identity.account_name)
-            return reset_request_slots()
-        except SQLAlchemyError:
-            logger.exception("Could not store the user request of conversation %s", tracker.sender_id)
-            dispatcher.utter_message(response="utter_technical_problem")
-            return reset_request_slots()
-        dispatcher.utter_message(
-            response=CHANGE_RESPONSES[change], reference=request.reference, email=email,
-            role=word(role, language) if role else "", requester=identity.email,
+        request = store_request(
+            dispatcher, tracker, identity, email, language, "utter_request_not_allowed", "user",
+            lambda: request_user_change(self.services.sessions, identity, change, email, role, tracker.sender_id),
         )
+        if request is not None:
+            dispatcher.utter_message(
+                response=CHANGE_RESPONSES[change], reference=request.reference, email=email,
+                role=word(role, language) if role else "", requester=identity.email,
+            )
         return reset_request_slots()
 
 
@@ -271,20 +284,16 @@ class ActionSubmitFrenchRequest(AccountAction):
     ) -> list[dict[str, Any]]:
         level = LanguageLevel(tracker.get_slot("french_level"))
         email = tracker.get_slot("french_user_email")
-        try:
-            request = request_french(self.services.sessions, identity, level, email, tracker.sender_id)
-        except RequestRefused as refusal:
-            explain_refusal(dispatcher, refusal, email, language, "utter_language_not_allowed", identity.account_name)
-            return reset_request_slots()
-        except SQLAlchemyError:
-            logger.exception("Could not store the French request of conversation %s", tracker.sender_id)
-            dispatcher.utter_message(response="utter_technical_problem")
-            return reset_request_slots()
-        response = "utter_french_account_recorded" if level is LanguageLevel.ACCOUNT else "utter_french_user_recorded"
-        dispatcher.utter_message(
-            response=response, reference=request.reference, account_name=identity.account_name,
-            email=(email or identity.email),
+        request = store_request(
+            dispatcher, tracker, identity, email, language, "utter_language_not_allowed", "French",
+            lambda: request_french(self.services.sessions, identity, level, email, tracker.sender_id),
         )
+        if request is not None:
+            recorded = "utter_french_account_recorded" if level is LanguageLevel.ACCOUNT else "utter_french_user_recorded"
+            dispatcher.utter_message(
+                response=recorded, reference=request.reference, account_name=identity.account_name,
+                email=(email or identity.email),
+            )
         return reset_request_slots()
 
 
