@@ -78,6 +78,7 @@ def test_ctrl_c_stops_both_servers_even_when_started_with_sigint_ignored(tmp_pat
         while "\nready in " not in output.read_text() and time.monotonic() < deadline:
             assert runner.poll() is None, output.read_text()
             time.sleep(0.2)  # waiting for the runner's readiness line
+        assert "\nready in " in output.read_text(), output.read_text()
         children = [int((tmp_path / "run" / f"{name}.pid").read_text()) for name in ("actions", "rasa")]
         os.killpg(runner.pid, signal.SIGINT)
         assert runner.wait(timeout=60) == 0
