@@ -137,16 +137,19 @@ def _record_automated(mail: Mail, context: TriageContext, key: SourceKey) -> Inb
 
 def _inbound(session: Session, key: SourceKey, mail: Mail, outcome: str, ticket_id: int | None,
              reason: str) -> InboundMail:
-    row: InboundMail = InboundMail(mailbox=key.mailbox, uidvalidity=key.uidvalidity, uid=key.uid,
-                                   message_id=mail.message_id, outcome=outcome, reason=reason[:2000], ticket_id=ticket_id)
-    session.add(row)
-    return row
+    return _handled(session, key, mail.message_id, outcome, ticket_id, reason)
 
 
 def record_quarantine(session: Session, key: SourceKey, message_id: str | None, reason: str) -> InboundMail:
     """A message that could not be handled: recorded with its reason; the message itself stays on the server."""
+    return _handled(session, key, message_id, "quarantined", None, reason)
+
+
+def _handled(session: Session, key: SourceKey, message_id: str | None, outcome: str, ticket_id: int | None,
+             reason: str) -> InboundMail:
+    """The record that the message at ``key`` was handled, and how."""
     row: InboundMail = InboundMail(mailbox=key.mailbox, uidvalidity=key.uidvalidity, uid=key.uid,
-                                   message_id=message_id, outcome="quarantined", reason=reason[:2000], ticket_id=None)
+                                   message_id=message_id, outcome=outcome, reason=reason[:2000], ticket_id=ticket_id)
     session.add(row)
     return row
 
