@@ -93,16 +93,17 @@ def load_training_mail(directory: Path = TRAINING_DIR) -> list[TrainingMail]:
     return mails
 
 
-def training_fingerprint(articles: list[Article], mails: list[TrainingMail]) -> str:
-    """A hash of the articles' phrasings and queues and of the training mail: the cache key of the trained model."""
+def training_fingerprint(articles: list[Article], directory: Path = TRAINING_DIR) -> str:
+    """A hash of the articles' phrasings and queues and of the training mail files: the cache key of the trained
+    model (the files are hashed as they are: they are parsed only when the model must be trained)."""
     digest = hashlib.sha256()
     for article in sorted(articles, key=lambda a: a.id):
         digest.update(f"{article.id}|{article.queue}".encode())
         for language in sorted(article.questions):
             for question in article.questions[language]:
                 digest.update(question.encode())
-    for mail in mails:
-        digest.update(f"{mail.queue}|{mail.text}".encode())
+    for path in sorted(directory.glob("training_*.yml")):
+        digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -119,11 +120,11 @@ class MailTopics:
 
         Labels are the articles (their phrasings, whose queue is the article's) and, for the training mail,
         ``queue:<name>``: mail is wider than the FAQ, and a queue's own mail teaches what no article says."""
-        mails = load_training_mail()
-        directory = cache_dir / f"topics-{training_fingerprint(articles, mails)}"
+        directory = cache_dir / f"topics-{training_fingerprint(articles)}"
         try:
             model = TopicModel.load(directory)
         except (OSError, ValueError):
+            mails = load_training_mail()
             texts = [q for a in articles for qs in a.questions.values() for q in qs] + [m.text for m in mails]
             labels = [a.id for a in articles for qs in a.questions.values() for _ in qs]
             labels += [QUEUE_LABEL + m.queue for m in mails]
