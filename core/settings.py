@@ -6,6 +6,7 @@ Defaults live in code; the environment overrides them. Every variable has the ``
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from collections.abc import Mapping
@@ -13,9 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import ConfigurationError
+from core.files import create_atomic, write_atomic
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "BILLING_"
+SECRET_FILE = "auth_secret"
+_SECRET_FIX = (f"set {PREFIX}AUTH_SECRET (32+ characters), or delete the file to generate a new development secret "
+               "(identity tokens signed with the old one stop being valid)")
+logger = logging.getLogger(__name__)
 
 
 def _default_var_dir() -> Path:
@@ -92,18 +98,25 @@ class Settings:
 
     def signing_secret(self) -> str:
         """The identity-token key: ``auth_secret`` if set, else the development secret under ``var_dir``
-        (created, readable by its owner only, the first time it is needed)."""
+        (created the first time it is needed, readable by its owner only, complete or not at all).
+
+        An empty development secret can only be the trace of an older version killed while creating it (no
+        token was ever signed with it): it is created again. Any other unusable one was written by someone, so
+        it is refused with what to do rather than silently replaced."""
         if self.auth_secret:
             return self.auth_secret
-        path = self.var_dir / "auth_secret"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-                file.write(secrets.token_urlsafe(48))
-        secret = path.read_text(encoding="utf-8").strip()
+        path = self.var_dir / SECRET_FILE
+        create_atomic(path, secrets.token_urlsafe(48), mode=0o600)
+        try:
+            secret = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigurationError(f"{path}: the signing secret cannot be read ({error}); {_SECRET_FIX}") from error
+        if not secret:
+            logger.warning("%s is empty (an interrupted first start): generating a new development secret", path)
+            write_atomic(path, secrets.token_urlsafe(48), mode=0o600)
+            secret = path.read_text(encoding="utf-8").strip()
         if len(secret) < 32:
-            raise ConfigurationError(f"{path}: the signing secret is shorter than 32 characters; delete the file")
+            raise ConfigurationError(f"{path}: the signing secret is shorter than 32 characters; {_SECRET_FIX}")
         return secret
 
     @property

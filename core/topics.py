@@ -14,7 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import hashlib
+import io
 import json
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -22,6 +25,7 @@ import scipy.sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
+from core.files import write_atomic
 from core.text import normalize_for_matching
 
 
@@ -101,38 +105,58 @@ class TopicModel:
 
     def save(self, directory: Path) -> Path:
         """Write the model into ``directory``: vocabularies and weights as JSON and NumPy arrays (no pickle, so
-        loading a model can never run code; and no heavy persistence library on the start-up path)."""
+        loading a model can never run code; and no heavy persistence library on the start-up path).
+
+        Each file is written atomically (``core.files``), the arrays first and the JSON last with the arrays'
+        SHA-256: a crash at any point leaves no JSON, an older model's, or a complete model, and ``load`` tells a
+        truncated or mismatched arrays file by its digest."""
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        np.savez_compressed(
+            buffer, words_idf=self._words.idf_, chars_idf=self._chars.idf_,
+            coef=self._classifier.coef_, intercept=self._classifier.intercept_,
+        )
+        arrays = buffer.getvalue()
         meta = {
             "labels": self.labels,
             "words": {"params": _vectorizer_params(self._words), "vocabulary": _plain_vocabulary(self._words)},
             "chars": {"params": _vectorizer_params(self._chars), "vocabulary": _plain_vocabulary(self._chars)},
+            "arrays_sha256": hashlib.sha256(arrays).hexdigest(),
         }
-        (directory / MODEL_META).write_text(json.dumps(meta), encoding="utf-8")
-        np.savez_compressed(
-            directory / MODEL_ARRAYS, words_idf=self._words.idf_, chars_idf=self._chars.idf_,
-            coef=self._classifier.coef_, intercept=self._classifier.intercept_,
-        )
-        return directory / MODEL_META
+        write_atomic(directory / MODEL_ARRAYS, arrays)
+        return write_atomic(directory / MODEL_META, json.dumps(meta))
 
     @classmethod
     def load(cls, directory: Path) -> TopicModel:
-        """Read a model written by ``save``; raises ``ValueError`` (or ``OSError``) when there is none or it is
-        inconsistent."""
+        """Read a model written by ``save``. Raises ``FileNotFoundError`` when there is none, ``CorruptModel``
+        (a ``ValueError``) when its files are truncated, damaged or do not belong together."""
         directory = Path(directory)
-        meta = json.loads((directory / MODEL_META).read_text(encoding="utf-8"))
-        with np.load(directory / MODEL_ARRAYS, allow_pickle=False) as arrays:
-            words = _restore_vectorizer(meta["words"], arrays["words_idf"])
-            chars = _restore_vectorizer(meta["chars"], arrays["chars_idf"])
-            classifier = LogisticRegression()
-            classifier.classes_ = np.array(meta["labels"], dtype=object)
-            classifier.coef_ = arrays["coef"]
-            classifier.intercept_ = arrays["intercept"]
+        meta_bytes = (directory / MODEL_META).read_bytes()  # no model: FileNotFoundError
+        try:
+            meta = json.loads(meta_bytes.decode("utf-8"))
+            arrays_bytes = (directory / MODEL_ARRAYS).read_bytes()
+            expected = meta.get("arrays_sha256")
+            if expected is not None and hashlib.sha256(arrays_bytes).hexdigest() != expected:
+                raise CorruptModel(f"{directory / MODEL_ARRAYS}: its digest does not match {MODEL_META}")
+            with np.load(io.BytesIO(arrays_bytes), allow_pickle=False) as arrays:
+                words = _restore_vectorizer(meta["words"], arrays["words_idf"])
+                chars = _restore_vectorizer(meta["chars"], arrays["chars_idf"])
+                classifier = LogisticRegression()
+                classifier.classes_ = np.array(meta["labels"], dtype=object)
+                classifier.coef_ = arrays["coef"]
+                classifier.intercept_ = arrays["intercept"]
+        except CorruptModel:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile, EOFError) as error:
+            raise CorruptModel(f"{directory}: unreadable topic model ({type(error).__name__}: {error})") from error
         classifier.n_features_in_ = classifier.coef_.shape[1]
         if classifier.n_features_in_ != len(words.vocabulary_) + len(chars.vocabulary_):
-            raise ValueError(f"{directory}: the weights do not match the vocabularies")
+            raise CorruptModel(f"{directory}: the weights do not match the vocabularies")
         return cls(words, chars, classifier)
+
+
+class CorruptModel(ValueError):
+    """Raised when a saved topic model's files are truncated, damaged or do not belong together."""
 
 
 class _Scorer:

@@ -34,11 +34,11 @@ class TriageContext:
     @classmethod
     def build(cls, settings: Settings, session: Session | None = None) -> TriageContext:
         """Load the articles, learn the language lexicon, load (or train and cache) the topic model."""
+        secret = settings.signing_secret()  # first: an unusable secret is reported before a long training
         articles = load_articles(settings.knowledge_dir)
         lexicon = Lexicon.learn([(q, lang) for a in articles for lang, qs in a.questions.items() for q in qs])
         topics = MailTopics.load_or_train(articles, settings.var_dir / "mailroom")
-        return cls(settings, LanguageDetector(lexicon=lexicon), topics, {a.id: a for a in articles},
-                   settings.signing_secret(), session)
+        return cls(settings, LanguageDetector(lexicon=lexicon), topics, {a.id: a for a in articles}, secret, session)
 
     @property
     def own_addresses(self) -> set[str]:

@@ -10,15 +10,19 @@ French). ``bench/mailroom_eval.py`` measures it on mail written independently of
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from core.files import remove_stale_temporaries
 from core.knowledge import Article
 from core.text import fold_accents
-from core.topics import TopicModel, TopicModelConfig
+from core.topics import CorruptModel, TopicModel, TopicModelConfig
+
+logger = logging.getLogger(__name__)
 
 QUEUES = ("payments", "invoices", "cdr", "credits", "account", "users", "general")
 # The article is named as the mail's topic above this probability (and when it belongs to the chosen queue).
@@ -121,16 +125,22 @@ class MailTopics:
         Labels are the articles (their phrasings, whose queue is the article's) and, for the training mail,
         ``queue:<name>``: mail is wider than the FAQ, and a queue's own mail teaches what no article says."""
         directory = cache_dir / f"topics-{training_fingerprint(articles)}"
+        remove_stale_temporaries(directory)
+        model: TopicModel | None
         try:
             model = TopicModel.load(directory)
-        except (OSError, ValueError):
+        except FileNotFoundError:
+            model = None
+        except CorruptModel as error:  # a crash mid-write by an older version, a damaged disk: train again
+            logger.warning("the cached mail topic model is damaged (%s); training it again", error)
+            model = None
+        if model is None:
             mails = load_training_mail()
             texts = [q for a in articles for qs in a.questions.values() for q in qs] + [m.text for m in mails]
             labels = [a.id for a in articles for qs in a.questions.values() for _ in qs]
             labels += [QUEUE_LABEL + m.queue for m in mails]
             model = TopicModel.train(texts, labels, TopicModelConfig(regularization=10.0))
-            directory.mkdir(parents=True, exist_ok=True)
-            model.save(directory)
+            model.save(directory)  # atomically: a crash meanwhile leaves no cache, never half of one
         return cls(model, {a.id: a for a in articles})
 
     def queue_of(self, label: str) -> str:

@@ -12,10 +12,12 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 import yaml
 
 from core.errors import ConfigurationError
+from core.files import write_atomic
 from core.settings import PROJECT_ROOT, Settings
 from runner.processes import (
     LaunchError,
@@ -36,10 +38,7 @@ def write_endpoints(settings: Settings) -> Path:
     """``endpoints.yml`` with the configured action server URL, written under ``var/``."""
     endpoints = yaml.safe_load((PROJECT_ROOT / "endpoints.yml").read_text(encoding="utf-8"))
     endpoints["action_endpoint"] = {"url": settings.action_endpoint}
-    path = settings.var_dir / "endpoints.yml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(endpoints, sort_keys=False), encoding="utf-8")
-    return path
+    return write_atomic(settings.var_dir / "endpoints.yml", yaml.safe_dump(endpoints, sort_keys=False))
 
 
 def mailroom_where(settings: Settings) -> str:
@@ -81,9 +80,43 @@ def services_for(settings: Settings, endpoints: Path) -> list[Service]:
     ]
 
 
+RESTARTS_ALLOWED = 5  # restarts of one service within RESTART_WINDOW before the runner gives up (a crash loop)
+RESTART_WINDOW = 300.0
+
+
+def supervise(services: list[Service], env: dict[str, str], log_dir: Path, run_dir: Path) -> NoReturn:
+    """Restart a service that stops on its own, as systemd's ``Restart=on-failure`` would; raise ``LaunchError``
+    when one keeps stopping (``RESTARTS_ALLOWED`` times within ``RESTART_WINDOW`` seconds): that needs a person."""
+    restarts: dict[str, list[float]] = {service.name: [] for service in services}
+    while True:
+        time.sleep(0.5)  # supervision loop: notice a child that died
+        dead = first_exited(services)
+        if dead is None:
+            continue
+        assert dead.process is not None
+        now = time.monotonic()
+        recent = [moment for moment in restarts[dead.name] if now - moment < RESTART_WINDOW] + [now]
+        restarts[dead.name] = recent
+        status = dead.process.returncode
+        if len(recent) > RESTARTS_ALLOWED:
+            raise LaunchError(f"{dead.name} stopped {len(recent)} times in {RESTART_WINDOW / 60:.0f} minutes "
+                              f"(last exit status {status}); see {dead.log_path}")
+        print(f"{dead.name} stopped unexpectedly (exit status {status}); restarting it (log: {dead.log_path})",
+              flush=True)
+        start(dead, env, PROJECT_ROOT, log_dir)
+        write_pid_file(dead, run_dir)
+        try:
+            wait_until_ready(dead)
+        except LaunchError as error:  # it died again while starting: the next turn counts it, and may give up
+            print(f"{dead.name} did not start again: {str(error).splitlines()[0]}", flush=True)
+            continue
+        print(f"{dead.name} is running again", flush=True)
+
+
 def main() -> int:
     try:
         settings = Settings.from_env()
+        settings.signing_secret()  # created on the first start; an unusable one is refused here, with what to do
     except ConfigurationError as error:
         print(f"make run: {error}", file=sys.stderr)
         return 2
@@ -116,10 +149,7 @@ def main() -> int:
             f"Ctrl-C stops everything.",
             flush=True,
         )
-        while (dead := first_exited(services)) is None:
-            time.sleep(0.5)  # supervision loop: notice a child that died
-        assert dead.process is not None
-        raise LaunchError(f"{dead.name} stopped unexpectedly (exit status {dead.process.returncode}); see {dead.log_path}")
+        supervise(services, env, log_dir, settings.var_dir / "run")
     except KeyboardInterrupt:
         print("\nstopping...", flush=True)
         stop(services)

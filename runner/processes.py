@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.files import write_atomic
+
 
 class LaunchError(Exception):
     """Raised when a service cannot start; the message says what to do."""
@@ -47,6 +49,7 @@ class Service:
     startup_timeout: float = 180.0
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     log_path: Path | None = None
+    log_offset: int = 0  # where this start's output begins in the log (it is appended to across restarts)
 
 
 def ensure_port_free(host: str, port: int, setting: str) -> None:
@@ -76,6 +79,14 @@ def _tail(path: Path | None, lines: int = 25) -> str:
     return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
 
 
+def _output_since_start(service: Service) -> str:
+    if service.log_path is None or not service.log_path.exists():
+        return ""
+    with service.log_path.open("rb") as log:
+        log.seek(service.log_offset)
+        return log.read().decode("utf-8", errors="replace")
+
+
 def _die_with_parent() -> None:
     """In the child, before exec: ask Linux to SIGTERM us if the supervisor dies (no orphaned servers)."""
     if sys.platform.startswith("linux"):
@@ -88,6 +99,7 @@ def start(service: Service, env: Mapping[str, str], cwd: Path, log_dir: Path) ->
     log_dir.mkdir(parents=True, exist_ok=True)
     service.log_path = log_dir / f"{service.name}.log"
     log = service.log_path.open("ab")
+    service.log_offset = log.tell()
     try:
         service.process = subprocess.Popen(
             list(service.command), cwd=cwd, env=dict(env), stdout=log, stderr=subprocess.STDOUT,
@@ -100,10 +112,7 @@ def start(service: Service, env: Mapping[str, str], cwd: Path, log_dir: Path) ->
 def write_pid_file(service: Service, directory: Path) -> Path:
     """Record the service's process id in ``directory/<name>.pid`` (for tools that measure it)."""
     assert service.process is not None, "start() the service first"
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{service.name}.pid"
-    path.write_text(f"{service.process.pid}\n", encoding="utf-8")
-    return path
+    return write_atomic(directory / f"{service.name}.pid", f"{service.process.pid}\n")
 
 
 def wait_until_ready(service: Service, clock: Callable[[], float] = time.monotonic) -> None:
@@ -118,8 +127,7 @@ def wait_until_ready(service: Service, clock: Callable[[], float] = time.monoton
             )
         if service.health_url is not None and _answers(service.health_url):
             return
-        if service.ready_line is not None and service.log_path is not None and service.log_path.exists() \
-                and service.ready_line in service.log_path.read_text(encoding="utf-8", errors="replace"):
+        if service.ready_line is not None and service.ready_line in _output_since_start(service):
             return
         time.sleep(0.25)  # polling interval of a readiness probe, not a timing assumption
     raise LaunchError(

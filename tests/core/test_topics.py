@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core.topics import TopicModel, TopicModelConfig
+from core.topics import MODEL_ARRAYS, MODEL_META, CorruptModel, TopicModel, TopicModelConfig
 
 EXAMPLES = {
     "pay": ["how do i pay my invoice", "can i pay by visa", "comment payer ma facture", "payer avec ma carte"],
@@ -57,3 +57,31 @@ def test_the_fast_scorer_gives_scikit_learns_probabilities(labels: list[str]) ->
     for text, row in zip(TEXTS, expected):
         ranking = dict(model.rank(text))
         assert [ranking[label] for label in model.labels] == pytest.approx(list(row), abs=1e-12), text
+
+
+@pytest.mark.parametrize("damage", ["truncated arrays", "empty arrays", "other arrays", "truncated json", "no arrays"])
+def test_a_damaged_saved_model_is_refused_as_corrupt_not_loaded(model: TopicModel, tmp_path: Path, damage: str) -> None:
+    model.save(tmp_path)
+    arrays, meta = tmp_path / MODEL_ARRAYS, tmp_path / MODEL_META
+    if damage == "truncated arrays":
+        arrays.write_bytes(arrays.read_bytes()[: arrays.stat().st_size // 2])
+    elif damage == "empty arrays":
+        arrays.write_bytes(b"")
+    elif damage == "other arrays":  # a whole, valid file that belongs to another model
+        other = TopicModel.train(["credit memo", "credit note", "phone call", "call list"], ["x", "x", "y", "y"],
+                                   TopicModelConfig(negative_weight=1.0))
+        other.save(tmp_path / "other")
+        arrays.write_bytes((tmp_path / "other" / MODEL_ARRAYS).read_bytes())
+    elif damage == "truncated json":
+        meta.write_text(meta.read_text()[:100])
+    else:
+        arrays.unlink()
+    with pytest.raises(CorruptModel):
+        TopicModel.load(tmp_path)
+
+
+def test_saving_leaves_no_temporary_file_and_no_model_is_not_a_corrupt_one(model: TopicModel, tmp_path: Path) -> None:
+    model.save(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([MODEL_ARRAYS, MODEL_META])
+    with pytest.raises(FileNotFoundError):
+        TopicModel.load(tmp_path / "nothing-here")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import context
 
 from core.db.engine import make_engine
 from core.db.migrate import include_object
 from core.db.models import Base
+
+MIGRATION_LOCK_KEY = 0x62696C6C  # "bill": the advisory lock that serialises migrations on PostgreSQL
 
 
 def run_migrations() -> None:
@@ -16,15 +19,23 @@ def run_migrations() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = make_engine(str(url))
+    # All of a run in one transaction, DDL included, so that a process killed mid-migration leaves the schema as
+    # it was, never half migrated (which no later start could fix). SQLite can do it once the driver stops
+    # committing around DDL itself: the batch-writer engine starts each transaction with BEGIN IMMEDIATE, which
+    # also makes a second migrating process wait for the first instead of migrating the same store twice.
+    engine = make_engine(str(url), batch_writer=True)
     with engine.connect() as connection:
         context.configure(
             connection=connection,
             target_metadata=Base.metadata,
             include_object=include_object,
             render_as_batch=connection.dialect.name == "sqlite",
+            transactional_ddl=True,
         )
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Several workers starting at once: the first migrates, the others wait, then find nothing to do.
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             context.run_migrations()
     engine.dispose()
 
