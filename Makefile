@@ -19,7 +19,7 @@ MODEL_INPUTS := config.yml domain.yml $(wildcard knowledge/*.yml) $(shell find b
                 bot/build.py bot/policies.py $(wildcard bot/nlu/*.py) core/topics.py core/text.py \
                 core/language.py core/knowledge.py $(STAMP)
 
-.PHONY: run test setup install db db-quiet demo-users token triage mailroom-once tickets build train validate test-stories pytest bench lock clean shell lint
+.PHONY: run test setup install db db-quiet demo-users token triage mailroom-once tickets outbox build train validate test-stories pytest bench lock clean shell lint
 
 run: setup
 	@$(PY) -m runner
@@ -64,6 +64,10 @@ mailroom-once: db
 
 tickets: db-quiet
 	@$(PY) -m mailroom tickets $(ARGS)
+
+# Mail not (yet) sent: pending, in doubt, failed, suppressed, with errors. make -s outbox ARGS=--json (or --all)
+outbox: db-quiet
+	@$(PY) -m mailroom outbox $(ARGS)
 
 # `make db` without its messages, for targets whose output scripts read.
 db-quiet: install

@@ -3,6 +3,7 @@
 - ``daemon``: watch the configured mailboxes (IMAP IDLE, or the local Maildir) and send the outbox, until stopped.
 - ``once``: one pass over every mailbox and the outbox, then exit.
 - ``tickets [--json] [--limit N]``: list the latest tickets.
+- ``outbox [--json] [--all]``: the mail not (yet) sent: pending, sending, in doubt, failed, suppressed.
 - ``triage FILE.eml``: triage one message offline and print one JSON object (nothing is stored or sent).
 """
 
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from core.errors import ConfigurationError
 from core.settings import Settings
 from mailroom.context import TriageContext
 from mailroom.parse import recipients_of
@@ -93,14 +95,44 @@ def command_tickets(settings: Settings, as_json: bool, limit: int) -> int:
             print(one_line_json({k: str(v) if v is not None else None for k, v in row.items()}))
         return 0
     columns = ("reference", "created", "team", "queue", "priority", "language", "misroute", "customer", "subject")
-    widths = {c: max([len(c)] + [len(str(r[c])) for r in rows]) for c in columns}
-    widths["subject"] = min(widths["subject"], 50)
-    print("  ".join(c.ljust(widths[c]) for c in columns))
-    for row in rows:
-        print("  ".join(str(row[c])[: widths[c]].ljust(widths[c]) for c in columns))
-    if not rows:
-        print("(no tickets yet)")
+    print_table(rows, columns, {"subject": 50}, "(no tickets yet)")
     return 0
+
+
+OUTBOX_COLUMNS = ("id", "state", "kind", "ticket", "recipient", "attempts", "doubts", "next_attempt_at", "last_error")
+
+
+def command_outbox(settings: Settings, as_json: bool, include_sent: bool, limit: int) -> int:
+    from core.db.engine import make_engine, make_session_factory
+    from core.outbox import problem_rows
+
+    engine = make_engine(settings.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            rows = problem_rows(session, limit, include_sent)
+    finally:
+        engine.dispose()
+    if as_json:
+        for row in rows:
+            print(one_line_json(row))
+        return 0
+    print_table(rows, OUTBOX_COLUMNS, {"recipient": 36, "next_attempt_at": 19, "last_error": 60},
+                "(nothing waiting: every mail was sent)")
+    return 0
+
+
+def print_table(rows: list[dict[str, Any]], columns: tuple[str, ...], caps: dict[str, int], empty: str) -> None:
+    """Rows as aligned columns (values cut to ``caps``), or ``empty`` when there are none."""
+    def cell(row: dict[str, Any], column: str) -> str:
+        value = row[column]
+        return " ".join(str(value).split()) if value is not None else "-"
+
+    widths = {c: min(max([len(c)] + [len(cell(r, c)) for r in rows]), caps.get(c, 1000)) for c in columns}
+    print("  ".join(c.ljust(widths[c]) for c in columns).rstrip())
+    for row in rows:
+        print("  ".join(cell(row, c)[: widths[c]].ljust(widths[c]) for c in columns).rstrip())
+    if not rows:
+        print(empty)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,10 +144,24 @@ def main(argv: list[str] | None = None) -> int:
     tickets = commands.add_parser("tickets", help="list the latest tickets")
     tickets.add_argument("--json", action="store_true", help="one JSON object per line")
     tickets.add_argument("--limit", type=int, default=20)
+    outbox = commands.add_parser("outbox", help="list the mail not yet sent (pending, in doubt, failed, suppressed)")
+    outbox.add_argument("--json", action="store_true", help="one JSON object per line")
+    outbox.add_argument("--all", action="store_true", help="sent mail too")
+    outbox.add_argument("--limit", type=int, default=200)
     triage = commands.add_parser("triage", help="triage one .eml file offline, print JSON")
     triage.add_argument("file", type=Path)
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except ConfigurationError as error:  # a bad setting or secret: say which, and what to do; no traceback
+        print(f"mailroom: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
+    if args.command == "outbox":
+        return command_outbox(settings, args.json, args.all, args.limit)
     if args.command == "triage":
         logging.disable(logging.CRITICAL)  # stdout is the JSON object and nothing else
         return command_triage(settings, args.file)

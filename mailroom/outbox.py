@@ -1,31 +1,36 @@
-"""Sending the outbox: acknowledgements and forwards committed with their tickets, sent afterwards.
+"""Sending the outbox (``core.outbox``) through SMTP, or into a folder in the embedded mode.
 
-At most once: a row is marked ``sending`` (committed) before the SMTP transaction and ``sent`` after it, so a crash
-in between never sends it twice (the row is left ``sending`` and logged for an agent). A server that refuses
-temporarily (network, 4xx) gets the row retried later with a growing delay; a permanent refusal (5xx) marks it
-``failed``. An address suppressed after a hard bounce gets nothing.
+Rows are claimed one at a time with a lease naming this process; see ``core.outbox`` for what a crash can and
+cannot do. In short: at most the one message in the SMTP transaction when a sender dies is in doubt, and it is
+sent again with the same Message-ID (a forward to the other team is never lost; a duplicate acknowledgement with
+the same Message-ID is the lesser harm). A server that refuses temporarily (network, 4xx) gets the row retried
+later with a growing delay; a permanent refusal (5xx) marks it ``failed``, logged with its ticket.
 """
 
 from __future__ import annotations
 
-import logging
+import hashlib
 import smtplib
 import ssl
-from datetime import datetime, timedelta, timezone
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.db.engine import unit_of_work
-from core.db.models import MailSuppression, OutboxMail
+from core.files import create_atomic, remove_stale_temporaries
+from core.outbox import (
+    Claim,
+    claim_next,
+    give_back,
+    mark_failed,
+    mark_for_retry,
+    mark_sent,
+    release_lapsed,
+    sender_identity,
+)
 from mailroom.config import SmtpConfig
-
-logger = logging.getLogger(__name__)
-MAX_DELAY = timedelta(hours=1)
-MAX_ATTEMPTS = 20
+from mailroom.faults import crash_point
 
 
 class PermanentRefusal(Exception):
@@ -70,85 +75,50 @@ class SmtpTransport:
 
 
 class FolderTransport:
-    """Writes each message as an .eml file into a folder (the embedded mode's outbox)."""
+    """Writes each message as an .eml file into a folder (the embedded mode's outbox).
+
+    The file is named after the message's own content, and created atomically and only once: a message sent
+    again after a crash (the one in doubt) lands on its own file instead of making a second one."""
 
     def __init__(self, folder: Path) -> None:
         self._folder = folder
+        remove_stale_temporaries(folder)
 
     def send(self, sender: str, recipient: str, raw: bytes) -> None:
-        self._folder.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-        safe = "".join(ch if ch.isalnum() or ch in "@._-" else "_" for ch in recipient)
-        temporary = self._folder / f".{stamp}-{safe}.tmp"
-        temporary.write_bytes(raw)
-        temporary.rename(self._folder / f"{stamp}-{safe}.eml")  # readers never see half a file
+        safe = "".join(ch if ch.isalnum() or ch in "@._-" else "_" for ch in recipient)[:100]
+        digest = hashlib.sha256(raw).hexdigest()[:16]
+        create_atomic(self._folder / f"{safe}-{digest}.eml", raw, mode=0o644)
 
 
-def _delay(attempts: int) -> timedelta:
-    return min(timedelta(seconds=30 * 2 ** max(attempts - 1, 0)), MAX_DELAY)
-
-
-def _claim(factory: sessionmaker[Session], now: datetime, limit: int) -> list[int]:
-    """Mark up to ``limit`` due rows ``sending`` and return their ids (one worker gets each row)."""
-    with unit_of_work(factory) as session:
-        query = (
-            select(OutboxMail).where(OutboxMail.status == "pending", OutboxMail.next_attempt_at <= now)
-            .order_by(OutboxMail.id).limit(limit)
-        )
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        rows = list(session.execute(query).scalars())
-        for row in rows:
-            row.status = "sending"
-        return [int(row.id) for row in rows]
-
-
-def send_pending(factory: sessionmaker[Session], transport: Transport, limit: int = 100) -> int:
-    """Send what is due; returns how many were sent."""
-    now = datetime.now(timezone.utc)
+def send_pending(factory: sessionmaker[Session], transport: Transport, owner: str | None = None,
+                 limit: int = 100) -> int:
+    """Send up to ``limit`` due mails, claiming them one at a time as ``owner`` (this process by default); claims
+    that lapsed are given back first. Returns how many were sent."""
+    owner = owner or sender_identity()
+    release_lapsed(factory)
     sent = 0
-    for row_id in _claim(factory, now, limit):
-        with unit_of_work(factory) as session:
-            row = session.get(OutboxMail, row_id)
-            assert row is not None
-            recipient = row.recipient.lower()
-            suppressed = session.execute(
-                select(MailSuppression).where(MailSuppression.email == recipient, MailSuppression.until > now)
-            ).scalars().first()
-            if suppressed is not None and row.kind == "ack":
-                row.status, row.last_error = "suppressed", f"{recipient}: {suppressed.reason}"
-                continue
-            sender = parseaddr(row.sender)[1]
-            raw = row.raw.encode("utf-8")
+    for _ in range(limit):
+        claim = claim_next(factory, owner)
+        if claim is None:
+            break
         try:
-            transport.send(sender, recipient, raw)
-        except PermanentRefusal as error:
-            _finish(factory, row_id, "failed", str(error))
-            logger.warning("outbox %s to %s refused for good: %s", row_id, recipient, error)
-        except (OSError, smtplib.SMTPException) as error:
-            _retry(factory, row_id, f"{type(error).__name__}: {error}")
-            logger.warning("outbox %s to %s will be retried: %s", row_id, recipient, error)
-        else:
-            _finish(factory, row_id, "sent", None)
-            sent += 1
+            sent += _send_one(factory, transport, owner, claim)
+        except BaseException as error:  # not the server's answer (a bug, a stop): the claim is not left hanging
+            give_back(factory, claim, owner, f"{type(error).__name__}: {error}")
+            raise
     return sent
 
 
-def _finish(factory: sessionmaker[Session], row_id: int, status: str, error: str | None) -> None:
-    with unit_of_work(factory) as session:
-        row = session.get(OutboxMail, row_id)
-        assert row is not None
-        row.status, row.last_error = status, error
-        row.attempts += 1
-        if status == "sent":
-            row.sent_at = datetime.now(timezone.utc)
-
-
-def _retry(factory: sessionmaker[Session], row_id: int, error: str) -> None:
-    with unit_of_work(factory) as session:
-        row = session.get(OutboxMail, row_id)
-        assert row is not None
-        row.attempts += 1
-        row.last_error = error[:2000]
-        row.status = "failed" if row.attempts >= MAX_ATTEMPTS else "pending"
-        row.next_attempt_at = datetime.now(timezone.utc) + _delay(row.attempts)
+def _send_one(factory: sessionmaker[Session], transport: Transport, owner: str, claim: Claim) -> int:
+    crash_point("after_claim")
+    try:
+        transport.send(parseaddr(claim.sender)[1], claim.recipient, claim.raw)
+    except PermanentRefusal as error:
+        mark_failed(factory, claim, owner, str(error))
+        return 0
+    except (OSError, smtplib.SMTPException) as error:
+        mark_for_retry(factory, claim, owner, f"{type(error).__name__}: {error}")
+        return 0
+    crash_point("after_send")
+    mark_sent(factory, claim, owner)
+    return 1

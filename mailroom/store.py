@@ -19,13 +19,13 @@ from sqlalchemy.orm import Session
 from core.db.models import (
     InboundMail,
     MailSuppression,
-    OutboxMail,
     Ticket,
     TicketAttachment,
     TicketMessage,
     new_reference,
     utcnow,
 )
+from core.outbox import queue_mail
 from mailroom.compose import Outgoing, acknowledgement, forward
 from mailroom.context import TriageContext
 from mailroom.mail import BOUNCE, Mail
@@ -40,6 +40,14 @@ class SourceKey:
     mailbox: str
     uidvalidity: int
     uid: int
+
+
+def is_handled(session: Session, key: SourceKey) -> bool:
+    """True when the message at ``key`` has its record (committed by this process or, concurrently, another)."""
+    return session.execute(
+        select(InboundMail.id).where(InboundMail.mailbox == key.mailbox, InboundMail.uidvalidity == key.uidvalidity,
+                                     InboundMail.uid == key.uid)
+    ).first() is not None
 
 
 def handled_keys(session: Session, keys: Sequence[SourceKey]) -> set[SourceKey]:
@@ -74,8 +82,7 @@ def _add_message(session: Session, ticket_id: int, mail: Mail) -> None:
 
 
 def _queue_mail(session: Session, kind: str, ticket_id: int, mail: Outgoing) -> None:
-    session.add(OutboxMail(kind=kind, ticket_id=ticket_id, message_id=mail.message_id, sender=mail.sender,
-                           recipient=mail.recipient, raw=mail.raw, status="pending", next_attempt_at=utcnow()))
+    queue_mail(session, kind, ticket_id, mail.message_id, mail.sender, mail.recipient, mail.raw)
 
 
 def record(mail: Mail, context: TriageContext, key: SourceKey) -> InboundMail:

@@ -303,10 +303,16 @@ class MailboxState(Base):
 
 
 class OutboxMail(Base):
-    """A mail to send (acknowledgement, forward to the other team), committed with the ticket and sent later;
-    ``raw`` is the complete message. ``status``: pending, sent, failed (permanently) or suppressed."""
+    """A mail to send (acknowledgement, forward to the other team, an agent's reply), committed with what caused
+    it and sent later; ``raw`` is the complete message, Message-ID included, so a second attempt sends the very
+    same mail.
+
+    ``status``: pending (due at ``next_attempt_at``), sending (claimed by the sender ``claimed_by`` until
+    ``lease_until``), sent, failed (for good) or suppressed (a hard-bounced address). ``doubts`` counts the claims
+    that lapsed mid-send (the sender died during the SMTP transaction, so the mail may have gone out)."""
 
     __tablename__ = "outbox"
+    __table_args__ = (sa.Index("ix_outbox_due", "status", "next_attempt_at"),)
 
     id = sa.Column(sa.Integer, primary_key=True)
     kind = sa.Column(sa.String(16), nullable=False)
@@ -317,6 +323,9 @@ class OutboxMail(Base):
     raw = sa.Column(sa.Text, nullable=False)
     status = sa.Column(sa.String(10), nullable=False, default="pending", index=True)
     attempts = sa.Column(sa.Integer, nullable=False, default=0)
+    doubts = sa.Column(sa.Integer, nullable=False, default=0)
+    claimed_by = sa.Column(sa.String(200))
+    lease_until = sa.Column(sa.DateTime(timezone=True))
     next_attempt_at = sa.Column(sa.DateTime(timezone=True), nullable=False, default=utcnow)
     last_error = sa.Column(sa.Text)
     created_at = sa.Column(sa.DateTime(timezone=True), nullable=False, default=utcnow, index=True)
