@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from core.errors import ConfigurationError as CoreConfigurationError
+
 
 class MailroomError(Exception):
     """Root of the errors the mailroom raises on purpose."""
@@ -19,5 +21,5 @@ class MalformedMail(PermanentMailError):
     """Raised when a message cannot be parsed at all (not even its headers)."""
 
 
-class ConfigurationError(MailroomError):
+class ConfigurationError(MailroomError, CoreConfigurationError):
     """Raised when the mailroom's configuration is unusable; the message names the setting."""

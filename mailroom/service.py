@@ -13,6 +13,7 @@ import logging
 import signal
 import ssl
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -21,17 +22,18 @@ from pathlib import Path
 from types import FrameType
 from typing import TypeVar
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db.engine import make_engine, make_session_factory, unit_of_work
 from core.db.migrate import upgrade
 from core.db.models import MailboxState, OutboxMail
+from core.errors import ConfigurationError as CoreConfigurationError
+from core.outbox import sender_identity
 from core.settings import Settings
 from mailroom.config import MailboxConfig, MailroomConfig, load_config
 from mailroom.context import TriageContext
-from mailroom.errors import ConfigurationError, MailroomError, PermanentMailError, TransientMailError
+from mailroom.errors import PermanentMailError, TransientMailError
 from mailroom.faults import crash_point
 from mailroom.imap import ImapMailbox
 from mailroom.mail import Mail
@@ -39,12 +41,13 @@ from mailroom.maildir import MaildirSource
 from mailroom.outbox import FolderTransport, SmtpTransport, Transport, send_pending
 from mailroom.pipeline import decide
 from mailroom.readers import Readers, Reading, ToRead
-from mailroom.store import SourceKey, handled_keys, record, record_quarantine
+from mailroom.store import SourceKey, handled_keys, is_handled, record, record_quarantine
 from mailroom.view import StoreView
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")  # what a source knows its batch by (the files, the UIDs)
 MAX_BACKOFF = 60.0
+REFERENCE_DRAWS = 5  # random ticket references drawn before giving up (a collision is already rare)
 
 
 @dataclass(frozen=True)
@@ -59,11 +62,12 @@ class Processor:
     """Triage and store messages; shared by every source of a run."""
 
     def __init__(self, settings: Settings, factory: sessionmaker[Session], context: TriageContext,
-                 on_queued: Callable[[], None] = lambda: None) -> None:
+                 on_queued: Callable[[], None] = lambda: None, stopping: threading.Event | None = None) -> None:
         self.settings = settings
         self.factory = factory
         self.context = replace(context, settings=settings)  # the models of ``context``, these settings
         self.on_queued = on_queued
+        self.stopping = stopping or threading.Event()  # set: finish the batch in hand, take no other
         self.readers = Readers(settings, self.context, settings.mail_workers)
 
     def close(self) -> None:
@@ -86,6 +90,8 @@ class Processor:
         handled = 0
         previous: tuple[T, Started] | None = None
         for tag, messages in batches:
+            if self.stopping.is_set():
+                break  # stopping (SIGTERM): what is in hand is finished below, the rest waits for the next start
             started = self.start(messages, team)
             if previous is not None:
                 handled += self._store_and_finish(*previous, finish)
@@ -136,15 +142,7 @@ class Processor:
         assert context.view is not None
         try:
             decide(mail, context)
-            for attempt in range(2):
-                try:
-                    with session.begin_nested():
-                        row = record(mail, context, key)
-                        outcome = Outcome(str(row.outcome), any(isinstance(obj, OutboxMail) for obj in session.new))
-                    break
-                except IntegrityError:
-                    if attempt:  # twice: not a reference collision, the message was handled concurrently
-                        return Outcome("already")
+            outcome = self._record(session, context, mail, key)
         except (OperationalError, TransientMailError):
             raise
         except PermanentMailError as error:
@@ -152,15 +150,42 @@ class Processor:
         except Exception as error:  # a message that breaks a stage: quarantined, logged, the batch goes on
             logger.error("message %s of %s quarantined:\n%s", key.uid, key.mailbox, traceback.format_exc())
             return self._quarantine(session, key, mail.message_id, f"{type(error).__name__}: {error}")
-        context.view.note_recorded(mail, outcome.outcome, key.mailbox, key.uid)
-        crash_point("before_commit")
-        logger.info("%s UID %s: %s", key.mailbox, key.uid, outcome.outcome)
+        if outcome.outcome != "already":
+            context.view.note_recorded(mail, outcome.outcome, key.mailbox, key.uid)
+            crash_point("before_commit")
+            logger.info("%s UID %s: %s", key.mailbox, key.uid, outcome.outcome)
         return outcome
 
     @staticmethod
+    def _record(session: Session, context: TriageContext, mail: Mail, key: SourceKey) -> Outcome:
+        """Record the mail in a savepoint. A unique key that fails means one of two things: another mailroom
+        process stored this very message meanwhile (it is "already" handled: nothing more to do), or the random
+        ticket reference collided with an existing one (drawn again)."""
+        before = (mail.ticket_id, mail.ticket_reference)
+        for _ in range(REFERENCE_DRAWS):
+            try:
+                with session.begin_nested():
+                    row = record(mail, context, key)
+                    queued = any(isinstance(obj, OutboxMail) for obj in session.new)
+                    session.flush()
+                return Outcome(str(row.outcome), queued)
+            except IntegrityError:
+                mail.ticket_id, mail.ticket_reference = before  # the savepoint took the new ticket away
+                if is_handled(session, key):
+                    logger.info("%s UID %s: already handled by another mailroom process", key.mailbox, key.uid)
+                    return Outcome("already")
+        raise PermanentMailError(f"no free ticket reference after {REFERENCE_DRAWS} draws")
+
+    @staticmethod
     def _quarantine(session: Session, key: SourceKey, message_id: str | None, reason: str) -> Outcome:
-        with session.begin_nested():
-            record_quarantine(session, key, message_id, reason)
+        try:
+            with session.begin_nested():
+                record_quarantine(session, key, message_id, reason)
+                session.flush()
+        except IntegrityError:  # another mailroom process recorded this message meanwhile
+            if is_handled(session, key):
+                return Outcome("already")
+            raise
         logger.warning("%s UID %s quarantined: %s", key.mailbox, key.uid, reason)
         return Outcome("quarantined")
 
@@ -225,14 +250,19 @@ def _checkpoint(factory: sessionmaker[Session], name: str, uidvalidity: int, las
     with unit_of_work(factory) as session:
         state = session.get(MailboxState, name)
         if state is None:
-            session.add(MailboxState(mailbox=name, uidvalidity=uidvalidity, last_uid=last_uid))
-        else:
-            if int(state.uidvalidity) != uidvalidity:
-                logger.warning("%s: UIDVALIDITY changed from %s to %s: Message-IDs prevent duplicates",
-                               name, state.uidvalidity, uidvalidity)
-                state.uidvalidity, state.last_uid = uidvalidity, 0
-            state.last_uid = max(int(state.last_uid), last_uid)
-            state.updated_at = datetime.now(timezone.utc)
+            try:
+                with session.begin_nested():
+                    session.add(MailboxState(mailbox=name, uidvalidity=uidvalidity, last_uid=last_uid))
+                return
+            except IntegrityError:  # another mailroom process wrote the first checkpoint meanwhile
+                state = session.get(MailboxState, name, populate_existing=True)
+                assert state is not None
+        if int(state.uidvalidity) != uidvalidity:
+            logger.warning("%s: UIDVALIDITY changed from %s to %s: Message-IDs prevent duplicates",
+                           name, state.uidvalidity, uidvalidity)
+            state.uidvalidity, state.last_uid = uidvalidity, 0
+        state.last_uid = max(int(state.last_uid), last_uid)
+        state.updated_at = datetime.now(timezone.utc)
 
 
 def ssl_context_for(config: MailboxConfig) -> ssl.SSLContext:
@@ -260,7 +290,7 @@ def run_once(settings: Settings) -> int:
     """One pass over every mailbox and the outbox."""
     try:
         config, factory, context = build(settings)
-    except (ConfigurationError, MailroomError) as error:
+    except CoreConfigurationError as error:
         logger.error("%s", error)
         return 2
     processor = Processor(settings, factory, context)
@@ -285,7 +315,12 @@ def run_once(settings: Settings) -> int:
 
 
 class Daemon:
-    """The long-running mailroom: a thread per source, one for the outbox; stops on SIGTERM or SIGINT."""
+    """The long-running mailroom: a thread per source, one for the outbox; stops on SIGTERM or SIGINT.
+
+    No thread dies in silence. Each runs its loop under ``_supervise``: an expected failure (a server or the
+    store unreachable) is logged in a line, an unexpected one with its traceback, and the loop starts again after
+    a growing pause. Should a thread end anyway, ``run_forever`` sees it and exits non-zero, so that whoever
+    supervises the process (``make run``'s runner, systemd) starts a whole new one."""
 
     def __init__(self, settings: Settings, config: MailroomConfig, factory: sessionmaker[Session],
                  context: TriageContext) -> None:
@@ -294,8 +329,9 @@ class Daemon:
         self.factory = factory
         self.stop = threading.Event()
         self.wake_outbox = threading.Event()
-        self.processor = Processor(settings, factory, context, on_queued=self.wake_outbox.set)
+        self.processor = Processor(settings, factory, context, on_queued=self.wake_outbox.set, stopping=self.stop)
         self.transport = transport_for(settings, config)
+        self.sender = sender_identity()
         self.threads: list[threading.Thread] = []
         # Set while a mailbox's watcher waits in IMAP IDLE for new mail (for tests and the benchmark).
         self.idling = {mailbox.name: threading.Event() for mailbox in config.mailboxes}
@@ -308,47 +344,59 @@ class Daemon:
             self._spawn(f"imap-{mailbox.name}", lambda m=mailbox: self._watch_imap(m))  # type: ignore[misc]
         self._spawn("outbox", self._send_outbox)
 
-    def _spawn(self, name: str, target: Callable[[], None]) -> None:
-        thread = threading.Thread(target=target, name=name, daemon=True)
+    def _spawn(self, name: str, step: Callable[[], None]) -> None:
+        thread = threading.Thread(target=self._supervise, args=(name, step), name=name, daemon=True)
         thread.start()
         self.threads.append(thread)
 
-    def _watch_maildir(self, source: MaildirSource) -> None:
-        while not self.stop.is_set():
-            try:
-                process_maildir(source, self.processor)
-            except (OperationalError, TransientMailError) as error:
-                logger.error("maildir: %s; retrying", error)
-            self.stop.wait(0.5)  # a local folder has no IDLE: look twice a second
-
-    def _watch_imap(self, config: MailboxConfig) -> None:
+    def _supervise(self, name: str, step: Callable[[], None]) -> None:
+        """Run ``step`` again and again until the mailroom stops, pausing longer after each failure in a row."""
         backoff = 1.0
         while not self.stop.is_set():
-            mailbox = ImapMailbox(config, ssl_context_for(config), idling=self.idling[config.name])
+            began = time.monotonic()
             try:
-                mailbox.connect()
+                step()
                 backoff = 1.0
-                logger.info("%s: connected to %s, watching %s", config.name, config.host, config.folder)
-                while not self.stop.is_set():
-                    process_imap(mailbox, self.processor)
-                    announced = mailbox.wait(min(config.poll_seconds, 5.0))
-                    if not announced and b"IDLE" not in mailbox.client.capabilities():
-                        self.stop.wait(config.poll_seconds)
+                continue
             except (TransientMailError, OperationalError) as error:
-                logger.warning("%s: %s; reconnecting in %.0f s", config.name, error, backoff)
-                self.stop.wait(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF)
-            finally:
-                mailbox.close()
+                if time.monotonic() - began > MAX_BACKOFF:
+                    backoff = 1.0  # it worked for a while (a connection that lasted): not a failure in a row
+                logger.warning("%s: %s; again in %.0f s", name, error, backoff)
+            except Exception:  # a bug or an unforeseen state: logged in full, and the loop goes on
+                if time.monotonic() - began > MAX_BACKOFF:
+                    backoff = 1.0
+                logger.error("%s: unexpected error; again in %.0f s\n%s", name, backoff, traceback.format_exc())
+            self.stop.wait(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF)
+
+    def dead_threads(self) -> list[str]:
+        """The names of threads that ended while the mailroom was not stopping (never expected)."""
+        return [thread.name for thread in self.threads if not thread.is_alive() and not self.stop.is_set()]
+
+    def _watch_maildir(self, source: MaildirSource) -> None:
+        process_maildir(source, self.processor)
+        self.stop.wait(0.5)  # a local folder has no IDLE: look twice a second
+
+    def _watch_imap(self, config: MailboxConfig) -> None:
+        """One connection's life: connect, then handle what is new each time the server announces mail (IDLE)
+        or the poll interval passes; returns when the mailroom stops, raises when the connection fails."""
+        mailbox = ImapMailbox(config, ssl_context_for(config), idling=self.idling[config.name])
+        try:
+            mailbox.connect()
+            logger.info("%s: connected to %s, watching %s", config.name, config.host, config.folder)
+            while not self.stop.is_set():
+                process_imap(mailbox, self.processor)
+                announced = mailbox.wait(min(config.poll_seconds, 5.0))
+                if not announced and b"IDLE" not in mailbox.client.capabilities():
+                    self.stop.wait(config.poll_seconds)
+        finally:
+            mailbox.close()
 
     def _send_outbox(self) -> None:
-        while not self.stop.is_set():
-            self.wake_outbox.wait(2.0)
-            self.wake_outbox.clear()
-            try:
-                send_pending(self.factory, self.transport)
-            except OperationalError as error:
-                logger.error("outbox: %s", error)
+        self.wake_outbox.wait(2.0)
+        self.wake_outbox.clear()
+        while send_pending(self.factory, self.transport, self.sender) and not self.stop.is_set():
+            pass  # a full round: more may be due at once
 
     def join(self) -> None:
         for thread in self.threads:
@@ -357,10 +405,10 @@ class Daemon:
 
 
 def run_forever(settings: Settings) -> int:
-    """Watch and send until SIGTERM or SIGINT."""
+    """Watch and send until SIGTERM or SIGINT (exit 0); exit 1 if a loop ended on its own."""
     try:
         config, factory, context = build(settings)
-    except (ConfigurationError, MailroomError) as error:
+    except CoreConfigurationError as error:
         logger.error("%s", error)
         return 2
     daemon = Daemon(settings, config, factory, context)
@@ -374,14 +422,14 @@ def run_forever(settings: Settings) -> int:
         f"Maildir {settings.mail_dir / 'inbox'} (outbox: {settings.mail_dir / 'outbox'})"
     logger.info("mailroom watching %s", where)
     daemon.start()
+    status = 0
     while not daemon.stop.is_set():
         daemon.stop.wait(1.0)
+        if dead := daemon.dead_threads():
+            logger.critical("the %s loop ended unexpectedly; stopping so that the supervisor restarts the mailroom",
+                            ", ".join(dead))
+            daemon.stop.set()
+            status = 1
     daemon.join()
     logger.info("mailroom stopped")
-    return 0
-
-
-def pending_outbox(factory: sessionmaker[Session]) -> int:
-    """How many mails wait in the outbox (for tests and the CLI)."""
-    with factory() as session:
-        return len(list(session.execute(select(OutboxMail.id).where(OutboxMail.status == "pending")).scalars()))
+    return status

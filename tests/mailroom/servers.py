@@ -8,6 +8,7 @@ runs in the foreground in its own process group and is stopped with SIGKILL to t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -228,13 +229,17 @@ ssl_key = <{root}/key.pem
 
 
 class Recorder:
-    """aiosmtpd handler that keeps every message it is given."""
+    """aiosmtpd handler that keeps every message it is given, after ``latency`` seconds (a real server takes a
+    while to answer DATA: it stores the message, scans it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, latency: float = 0.0) -> None:
         self.messages: list[tuple[str, list[str], EmailMessage]] = []
         self.arrived = threading.Condition()
+        self.latency = latency
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
+        if self.latency:
+            await asyncio.sleep(self.latency)
         message = message_from_bytes(envelope.content, policy=policy.default)
         with self.arrived:
             self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), message))  # type: ignore[arg-type]
@@ -257,8 +262,8 @@ class SmtpServer:
     controller: Controller | None = None
 
     @classmethod
-    def start(cls, port: int | None = None) -> SmtpServer:
-        server = cls(port or free_port(), Recorder())
+    def start(cls, port: int | None = None, latency: float = 0.0) -> SmtpServer:
+        server = cls(port or free_port(), Recorder(latency))
         server.resume()
         return server
 

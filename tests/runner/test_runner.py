@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.settings import PROJECT_ROOT
+from runner.__main__ import RESTARTS_ALLOWED, supervise
 from runner.harness import stack_environment
 from runner.processes import LaunchError, Service, ensure_port_free, start, wait_until_ready
 
@@ -79,7 +80,15 @@ def test_ctrl_c_stops_both_servers_even_when_started_with_sigint_ignored(tmp_pat
             assert runner.poll() is None, output.read_text()
             time.sleep(0.2)  # waiting for the runner's readiness line
         assert "\nready in " in output.read_text(), output.read_text()
-        children = [int((tmp_path / "run" / f"{name}.pid").read_text()) for name in ("actions", "rasa")]
+        # A service that dies is started again, as systemd would (the mailroom exits non-zero when a loop ends).
+        mailroom = int((tmp_path / "run" / "mailroom.pid").read_text())
+        os.kill(mailroom, signal.SIGKILL)
+        while "mailroom is running again" not in output.read_text() and time.monotonic() < deadline:
+            assert runner.poll() is None, output.read_text()
+            time.sleep(0.2)  # waiting for the runner to notice and restart it
+        assert "mailroom stopped unexpectedly (exit status -9); restarting it" in output.read_text()
+        assert int((tmp_path / "run" / "mailroom.pid").read_text()) != mailroom
+        children = [int((tmp_path / "run" / f"{name}.pid").read_text()) for name in ("actions", "rasa", "mailroom")]
         os.killpg(runner.pid, signal.SIGINT)
         assert runner.wait(timeout=60) == 0
         assert "stopped." in output.read_text()
@@ -89,3 +98,14 @@ def test_ctrl_c_stops_both_servers_even_when_started_with_sigint_ignored(tmp_pat
     finally:
         if runner.poll() is None:
             os.killpg(runner.pid, signal.SIGKILL)
+
+
+def test_a_service_that_keeps_dying_is_given_up_with_its_log(tmp_path: Path) -> None:
+    starts = tmp_path / "starts"
+    service = Service(name="flaky", command=[sys.executable, "-c", (
+        "import pathlib, sys; p = pathlib.Path(sys.argv[1]); p.write_text(p.read_text() + 'x' if p.exists() else 'x');"
+        "print('flaky ready', flush=True); sys.exit(1)"), str(starts)], health_url=None, ready_line="flaky ready")
+    start(service, {}, tmp_path, tmp_path / "log")
+    with pytest.raises(LaunchError, match=r"flaky stopped 6 times in 5 minutes \(last exit status 1\)"):
+        supervise([service], {}, tmp_path / "log", tmp_path / "run")
+    assert starts.read_text() == "x" * (1 + RESTARTS_ALLOWED)  # restarted each time until the crash loop showed
