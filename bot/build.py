@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from bot.slots import LANGUAGE_SLOT
 from core.errors import KnowledgeError
 from core.knowledge import Article, load_articles
 from core.settings import PROJECT_ROOT, Settings
@@ -48,7 +49,7 @@ def faq_domain(articles: list[Article]) -> dict[str, Any]:
     """Domain fragment: the FAQ intents and their bilingual answers."""
     responses = {
         article.response: [
-            {"condition": [{"type": "slot", "name": "language", "value": "fr"}], "text": article.answer["fr"]},
+            {"condition": [{"type": "slot", "name": LANGUAGE_SLOT, "value": "fr"}], "text": article.answer["fr"]},
             {"text": article.answer["en"]},
         ]
         for article in articles

@@ -20,9 +20,9 @@ from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from bot.nlu.language import LANGUAGE_KEY
+from bot.slots import LANGUAGE_SLOT
 from core.language import SUPPORTED_LANGUAGES, LanguageGuess, choose_language
 
-LANGUAGE_SLOT = "language"
 # Message metadata key a channel may set to the customer's known language (the portal's interface language).
 LANGUAGE_HINT_KEY = "language"
 

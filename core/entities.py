@@ -11,6 +11,9 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+from email_validator import EmailNotValidError, validate_email
+
+from core.dates import first_of_month
 from core.text import fold_accents
 
 INVOICE_NUMBER = re.compile(r"(?i)\binv[\s\-_#]*(\d{6})[\s\-_]*(\d{4})\b")
@@ -56,11 +59,6 @@ class InvoiceReference:
     back: int | None = None
 
 
-def _months_back(today: date, months: int) -> date:
-    index = today.year * 12 + (today.month - 1) - months
-    return date(index // 12, index % 12 + 1, 1)
-
-
 def find_invoice_reference(text: str, today: date) -> InvoiceReference:
     """The invoice ``text`` refers to, resolved against ``today``."""
     number = INVOICE_NUMBER.search(text)
@@ -69,7 +67,7 @@ def find_invoice_reference(text: str, today: date) -> InvoiceReference:
     folded = fold_accents(text.lower())
     for pattern, months in _RELATIVE_MONTH:
         if pattern.search(folded):
-            return InvoiceReference(month=_months_back(today, months))
+            return InvoiceReference(month=first_of_month(today, -months))
     for match in _MONTH.finditer(folded):
         name, year = match.group(1), match.group(2)
         if name in _AMBIGUOUS and not year:
@@ -86,7 +84,8 @@ def find_invoice_reference(text: str, today: date) -> InvoiceReference:
 
 
 # --- User-change and language requests: what is asked, for whom. ----------------------------------------------
-_EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
+# Anything shaped like an address; email-validator then says whether it is one (syntax only: no network).
+_EMAIL_CANDIDATE = re.compile(r"[^\s<>()\[\],;:\"']+@[^\s<>()\[\],;:\"']+")
 # Keyword patterns on accent-folded lower-case text, English and French side by side.
 _REMOVE = re.compile(
     r"\b(remove|delete|revoke|deactivate|disable|take away|cut off|left the company|no longer with|"
@@ -125,10 +124,16 @@ class UserChangeRequest:
     role: str | None = None
 
 
-def find_email(text: str) -> str | None:
-    """The first email address in ``text``, lower-cased."""
-    match = _EMAIL.search(text)
-    return match.group(0).rstrip(".").lower() if match else None
+def find_email(text: str | None) -> str | None:
+    """The first valid email address in ``text``, lower-cased ("it's Jean.Roy@Example.ca" → "jean.roy@example.ca").
+
+    Syntax only: the domain's mail server is not looked up (no network at run time)."""
+    for candidate in _EMAIL_CANDIDATE.findall(text or ""):
+        try:
+            return str(validate_email(candidate.rstrip("."), check_deliverability=False).normalized).lower()
+        except EmailNotValidError:
+            continue
+    return None
 
 
 _CHANGE_WORD = re.compile(r"\b(change|switch|modify|chang\w*|modifi\w*|mettre|passer)\b")

@@ -18,8 +18,10 @@ from stdnum import luhn
 _CARD = re.compile(r"(?<![\d\w])\d(?:[ .\-]?\d){12,18}(?![\d\w])")
 # Within this many characters after (or before) a card number, security codes and expiry dates are removed too.
 NEARBY = 60
+# The code's name, then up to four short words ("code au dos : 737", "the CVV on the back is 123"), then the code.
 _SECURITY_CODE = re.compile(
-    r"(?i)\b(cvv2?|cvc2?|csc|cid|security code|code de s[ée]curit[ée]|code de v[ée]rification|code)\b(\W{0,5})(\d{3,4})\b"
+    r"(?i)\b(cvv2?|cvc2?|csc|cid|cryptogramme|security code|code de s[ée]curit[ée]|code de v[ée]rification|code)\b"
+    r"((?:\W{1,5}[^\W\d]{1,12}){0,4}\W{0,5})(\d{3,4})\b"
 )
 _EXPIRY = re.compile(
     r"(?i)\b(exp(?:iry|iration|\.)?(?: date)?|date d'expiration|expire(?:s|d)?|valid thru)?(\W{0,5})"

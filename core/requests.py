@@ -12,16 +12,14 @@ from collections.abc import Sequence
 from enum import Enum
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts import portal_user_by_email, user_managers
-from core.db.engine import unit_of_work
-from core.db.models import AccountRequest, new_reference
+from core.db.models import AccountRequest
 from core.errors import PermanentError
 from core.identity import Identity
+from core.references import REQUEST_PREFIX, commit_with_reference
 
-REFERENCE_PREFIX = "RQ"
 ROLES: tuple[str, ...] = ("office_manager", "admin", "regular")
 
 
@@ -100,19 +98,14 @@ def check_french_request(session: Session, identity: Identity, level: LanguageLe
 def _store(
     factory: sessionmaker[Session], identity: Identity, kind: str, details: dict[str, Any], conversation_id: str | None
 ) -> AccountRequest:
-    for _attempt in range(5):
-        try:
-            with unit_of_work(factory) as session:
-                request: AccountRequest = AccountRequest(
-                    reference=new_reference(REFERENCE_PREFIX), account_id=identity.account_id,
-                    requested_by=identity.user_id, kind=kind, details=details, status="open", channel="chat",
-                    conversation_id=conversation_id,
-                )
-                session.add(request)
-            return request
-        except IntegrityError:  # a reference collision: draw another
-            continue
-    raise RuntimeError("could not draw a unique request reference after 5 attempts")
+    def build(reference: str) -> AccountRequest:
+        request: AccountRequest = AccountRequest(
+            reference=reference, account_id=identity.account_id, requested_by=identity.user_id, kind=kind,
+            details=details, status="open", channel="chat", conversation_id=conversation_id,
+        )
+        return request
+
+    return commit_with_reference(factory, REQUEST_PREFIX, build)
 
 
 def request_user_change(

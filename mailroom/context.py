@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from sqlalchemy.orm import Session
 
+from core.compose import is_own_marker, loop_marker
 from core.knowledge import Article, load_articles
 from core.language import LanguageDetector, Lexicon
 from core.settings import Settings
 from mailroom.topics import MailTopics
 from mailroom.view import StoreView
 
-LOOP_HEADER = "X-Billing-Loop"
 
 
 @dataclass
@@ -46,10 +44,9 @@ class TriageContext:
         return {self.settings.ca_address.lower(), self.settings.us_address.lower()}
 
     def loop_marker(self, message_id: str) -> str:
-        """The value of ``X-Billing-Loop`` on a mail we send: a keyed hash of its Message-ID (unforgeable)."""
-        digest = hmac.new(self.secret.encode(), message_id.encode(), hashlib.sha256).hexdigest()[:32]
-        return f"net2phone-billing; {digest}"
+        """The value of ``X-Billing-Loop`` on a mail we send (``core.compose.loop_marker``)."""
+        return loop_marker(self.secret, message_id)
 
     def is_own_marker(self, value: str, message_id: str | None) -> bool:
         """True when a loop marker was made by us for this Message-ID."""
-        return bool(message_id) and hmac.compare_digest(value.strip(), self.loop_marker(str(message_id)))
+        return is_own_marker(self.secret, value, message_id)

@@ -4,14 +4,41 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from email.message import Message
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from mailroom.filters.misroute import Evidence
 
 AUTO_REPLY = "auto_reply"
 BOUNCE = "bounce"
 BULK = "bulk"
+
+
+@dataclass(frozen=True)
+class SourceKey:
+    """Where a message came from: mailbox, UIDVALIDITY and UID (a Maildir file gets a stable pseudo-UID)."""
+
+    mailbox: str
+    uidvalidity: int
+    uid: int
+
+
+@dataclass
+class Evidence:
+    """Weighed evidence: positive for Canada, negative for the USA, with the words that explain it."""
+
+    score: float = 0.0
+    kinds_ca: set[str] = field(default_factory=set)
+    kinds_us: set[str] = field(default_factory=set)
+    weight_ca: float = 0.0
+    weight_us: float = 0.0
+    reasons: list[str] = field(default_factory=list)
+
+    def add(self, kind: str, weight: float, reason: str) -> None:
+        self.score += weight
+        if weight > 0:
+            self.kinds_ca.add(kind)
+            self.weight_ca += weight
+        elif weight < 0:
+            self.kinds_us.add(kind)
+            self.weight_us -= weight
+        self.reasons.append(reason)
 
 
 @dataclass(frozen=True)

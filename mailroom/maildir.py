@@ -11,7 +11,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from mailroom.store import SourceKey
+from mailroom.mail import SourceKey
 
 
 class MaildirSource:
@@ -35,6 +35,14 @@ class MaildirSource:
     def done(self, path: Path) -> None:
         """Flag as handled: move to ``cur/`` with the Seen flag."""
         os.replace(path, self.root / "cur" / f"{path.name.split(':')[0]}:2,S")
+
+    def release(self, uid: int) -> bool:
+        """Put the quarantined file whose pseudo-UID is ``uid`` back into ``new/``; False if there is none."""
+        for path in (self.root / "quarantine").iterdir():
+            if self.key(path).uid == uid:
+                os.replace(path, self.root / "new" / path.name)
+                return True
+        return False
 
     def quarantine(self, path: Path) -> None:
         """Set aside a message that could not be handled (nothing is deleted)."""

@@ -22,6 +22,7 @@ from email.utils import getaddresses, parseaddr
 
 from inscriptis import get_text
 
+from core.settings import Settings
 from mailroom.errors import MalformedMail
 from mailroom.mail import Attachment, Mail
 
@@ -171,6 +172,11 @@ def recipients_of(raw: bytes) -> list[str]:
     """The addresses a raw message was sent to, from its headers alone (To, Cc, Delivered-To, X-Original-To)."""
     headers = BytesHeaderParser(policy=_POLICY).parsebytes(_without_leading_junk(raw[:65536]))
     return [address for _, address in _addresses(headers, "To", "Cc", "Delivered-To", "X-Original-To")]
+
+
+def team_of_recipients(recipients: list[str], settings: Settings) -> str:
+    """Which inbox a message reached, from its recipients: the USA team's address, else the Canadian one's."""
+    return "US" if settings.us_address.lower() in {r.lower() for r in recipients} else "CA"
 
 
 def message_ids(value: str) -> list[str]:

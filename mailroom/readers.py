@@ -19,11 +19,10 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from core.settings import Settings
-from mailroom.cli import team_of_recipients
 from mailroom.context import TriageContext
 from mailroom.errors import PermanentMailError
 from mailroom.mail import Mail
-from mailroom.parse import recipients_of
+from mailroom.parse import recipients_of, team_of_recipients
 from mailroom.pipeline import read
 
 logger = logging.getLogger(__name__)

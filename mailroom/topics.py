@@ -18,13 +18,12 @@ from pathlib import Path
 import yaml
 
 from core.files import remove_stale_temporaries
-from core.knowledge import Article
+from core.knowledge import QUEUES, Article
 from core.text import fold_accents
 from core.topics import CorruptModel, TopicModel, TopicModelConfig
 
 logger = logging.getLogger(__name__)
 
-QUEUES = ("payments", "invoices", "cdr", "credits", "account", "users", "general")
 # The article is named as the mail's topic above this probability (and when it belongs to the chosen queue).
 TOPIC_CONFIDENCE = 0.5
 # Keywords count when the mail has at least this many; together they weigh this much against the topic model

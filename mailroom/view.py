@@ -27,7 +27,7 @@ from core.db.models import (
     TicketMessage,
 )
 from core.settings import Settings
-from mailroom.filters.thread import TICKET_REFERENCE, strip_prefixes
+from core.references import ticket_reference_in
 from mailroom.mail import Mail
 
 ACK = "ack"
@@ -84,7 +84,7 @@ class StoreView:
         recipients = {(m.reply_to or m.from_address).lower() for m in mails if m.reply_to or m.from_address}
         message_ids = {m.message_id for m in mails if m.message_id}
         referenced = {i for m in mails for i in (m.bounce_of, m.in_reply_to, *m.references) if i}
-        references = {match.group(1) for m in mails if (match := TICKET_REFERENCE.search(strip_prefixes(m.subject)))}
+        references = {reference for m in mails if (reference := ticket_reference_in(m.subject))}
         view._load_accounts(session, senders)
         view._load_tickets(session, referenced, references)
         view._load_seen(session, message_ids)

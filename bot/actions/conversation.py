@@ -7,9 +7,9 @@ from typing import Any
 
 from rasa_sdk import Tracker
 
+from bot.slots import LANGUAGE_SLOT
 from core.language import DEFAULT_LANGUAGE, SUPPORTED_LANGUAGES
 
-LANGUAGE_SLOT = "language"
 
 
 def language_of(tracker: Tracker) -> str:

@@ -12,7 +12,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.actions.conversation import bot_actions_newest_first, language_of, user_messages_newest_first
 from bot.actions.services import Services, get_services
-from core.handoff import HandoffReason, extract_email, record_handoff_request
+from core.entities import find_email
+from core.handoff import HandoffReason, record_handoff_request
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def problem_statement(tracker: Tracker, contact_email: str | None) -> str | None
     for text, intent in user_messages_newest_first(tracker):
         if intent in STEERING_INTENTS or text.startswith("/"):
             continue
-        if contact_email and extract_email(text) == contact_email:
+        if contact_email and find_email(text) == contact_email:
             continue
         return text
     return None
@@ -56,7 +57,7 @@ class ValidateHandoffForm(FormValidationAction):
     def validate_contact_email(
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        email = extract_email(str(slot_value) if slot_value is not None else None)
+        email = find_email(str(slot_value) if slot_value is not None else None)
         if email is None:
             dispatcher.utter_message(response="utter_invalid_email")
         return {"contact_email": email}

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
 
 import phonenumbers
 
 from core.text import fold_accents
 from mailroom.context import TriageContext
-from mailroom.mail import Mail
+from mailroom.mail import Evidence, Mail
 
 POSTAL_CODE = re.compile(r"\b([ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z])[ -]?(\d[ABCEGHJ-NPRSTV-Z]\d)\b")
 PROVINCE_CODES = "ON|QC|BC|AB|MB|SK|NS|NB|NL|PE|YT|NU|NT|PQ"
@@ -59,28 +58,6 @@ TOLL_FREE_AREA_CODES = {"800", "833", "844", "855", "866", "877", "888"}
 STRONG = 3.0
 CONFIDENT = 0.9
 UNSURE = 0.6
-
-
-@dataclass
-class Evidence:
-    """Weighed evidence: positive for Canada, negative for the USA, with the words that explain it."""
-
-    score: float = 0.0
-    kinds_ca: set[str] = field(default_factory=set)
-    kinds_us: set[str] = field(default_factory=set)
-    weight_ca: float = 0.0
-    weight_us: float = 0.0
-    reasons: list[str] = field(default_factory=list)
-
-    def add(self, kind: str, weight: float, reason: str) -> None:
-        self.score += weight
-        if weight > 0:
-            self.kinds_ca.add(kind)
-            self.weight_ca += weight
-        elif weight < 0:
-            self.kinds_us.add(kind)
-            self.weight_us -= weight
-        self.reasons.append(reason)
 
 
 # A North American number as people write it: "(514) 555-0199", "+1 514.555.0199", "1-416-555-0142",

@@ -7,7 +7,8 @@ bounced or reflected by an auto-responder) is recognised here and creates no tic
 
 from __future__ import annotations
 
-from mailroom.context import LOOP_HEADER, TriageContext
+from core.compose import LOOP_HEADER
+from mailroom.context import TriageContext
 from mailroom.mail import Mail
 from mailroom.parse import header_values
 

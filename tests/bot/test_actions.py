@@ -96,7 +96,7 @@ def test_feedback_is_recorded_against_the_article_just_answered(
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("marie.tremblay@bureau.qc.ca", "marie.tremblay@bureau.qc.ca"), ("c'est Jean@Exemple.CA", "Jean@exemple.ca")],
+    [("marie.tremblay@bureau.qc.ca", "marie.tremblay@bureau.qc.ca"), ("c'est Jean@Exemple.CA", "jean@exemple.ca")],
 )
 def test_the_handoff_form_accepts_an_email(text: str, expected: str) -> None:
     dispatcher = CollectingDispatcher()

@@ -38,6 +38,10 @@ def test_every_card_number_is_removed_whatever_its_separators(card: str, templat
     [
         ("card 4111 1111 1111 1111 exp 12/27 cvv 123", ["12/27", "123"]),
         ("carte 5555 5555 5555 4444, date d'expiration 03/2028, code de sécurité 987", ["03/2028", "987"]),
+        # The code's name a few words before it, as people write it (found in demo mail written by others).
+        ("Visa 4111 1111 1111 1111\nexp 09/28\ncode au dos 737", ["09/28", "737"]),
+        ("card 4111111111111111 and the CVV on the back is 123.", ["123"]),
+        ("4111 1111 1111 1111, cryptogramme : 456", ["456"]),
         ("CVC: 4321 for amex 3782 822463 10005 valid thru 11/26", ["4321", "11/26"]),
     ],
 )

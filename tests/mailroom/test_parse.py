@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailroom.filters.thread import strip_prefixes
+from core.references import strip_prefixes
 from mailroom.mail import Mail
 from mailroom.parse import decode_header_value, parse_mail, split_reply
 
