@@ -16,10 +16,10 @@ export PYTHONWARNINGS := ignore::DeprecationWarning
 
 # What a trained model depends on: retrain only when one of these changed.
 MODEL_INPUTS := config.yml domain.yml $(wildcard knowledge/*.yml) $(shell find bot/data -name '*.yml') \
-                bot/build.py bot/policies.py $(wildcard bot/nlu/*.py) core/topics.py core/text.py \
+                bot/build.py bot/policies.py bot/slots.py $(wildcard bot/nlu/*.py) core/topics.py core/text.py \
                 core/language.py core/knowledge.py $(STAMP)
 
-.PHONY: run test setup install db db-quiet demo-users token triage mailroom-once tickets outbox build train validate test-stories pytest bench lock clean shell lint
+.PHONY: run test setup install db db-quiet demo-users token triage mailroom-once tickets outbox agent-add demo-agents build train validate test-stories pytest bench lock clean shell lint
 
 run: setup
 	@$(PY) -m runner
@@ -65,6 +65,18 @@ mailroom-once: db
 tickets: db-quiet
 	@$(PY) -m mailroom tickets $(ARGS)
 
+# Create an agent of the console and print its generated password once:
+# make -s agent-add EMAIL=jane@net2phone.ca NAME="Jane Roy" TEAM=CA ROLE=agent [LANGUAGES=en,fr]
+agent-add: db-quiet
+	@test -n "$(EMAIL)" -a -n "$(NAME)" -a -n "$(TEAM)" || { \
+	  echo 'usage: make -s agent-add EMAIL=jane@net2phone.ca NAME="Jane Roy" TEAM=CA ROLE=agent [LANGUAGES=en,fr]' >&2; exit 2; }
+	@$(PY) -m console agent-add --email "$(EMAIL)" --name "$(NAME)" --team "$(TEAM)" --role "$(or $(ROLE),agent)" \
+	  --languages "$(or $(LANGUAGES),en,fr)"
+
+# The demo agents `make run` creates on an empty store: one JSON object per line (email, password, team, role, language).
+demo-agents: db-quiet
+	@$(PY) -m console demo-agents
+
 # Mail not (yet) sent: pending, in doubt, failed, suppressed, with errors. make -s outbox ARGS=--json (or --all)
 outbox: db-quiet
 	@$(PY) -m mailroom outbox $(ARGS)
@@ -102,7 +114,7 @@ pytest: setup
 	@$(PY) -m pytest
 
 lint: install
-	@$(VENV)/bin/ruff check core bot runner mailroom tests bench scripts
+	@$(VENV)/bin/ruff check core bot runner mailroom console tests bench scripts
 	@$(VENV)/bin/mypy
 
 test: setup

@@ -15,7 +15,8 @@ from enum import Enum
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.db.models import CdrExport, Credit, Invoice, Payment, PortalUser
+from core.dates import add_months, first_of_month
+from core.db.models import Account, AccountRequest, CdrExport, Credit, Invoice, Payment, PortalUser
 from core.entities import InvoiceReference
 
 PDF_RETENTION_MONTHS = 24
@@ -25,21 +26,9 @@ NEW_CDR_SYSTEM_START = date(2025, 7, 1)
 ZERO = Decimal("0.00")
 
 
-def add_months(day: date, months: int) -> date:
-    """``day`` moved by ``months`` (negative: back), clamped to the end of shorter months."""
-    index = day.year * 12 + (day.month - 1) + months
-    year, month = index // 12, index % 12 + 1
-    for last in (31, 30, 29, 28):
-        try:
-            return date(year, month, min(day.day, last))
-        except ValueError:
-            continue
-    raise AssertionError("unreachable: every month has at least 28 days")
-
-
 def first_of_next_month(day: date) -> date:
     """When the next monthly invoice is generated (the 1st of the following month)."""
-    return add_months(day.replace(day=1), 1)
+    return first_of_month(day, 1)
 
 
 class InvoiceStatus(str, Enum):
@@ -193,3 +182,40 @@ def portal_user_by_email(session: Session, account_id: int, email: str) -> Porta
         )
     ).scalars().first()
     return user
+
+
+@dataclass(frozen=True)
+class AccountSummary:
+    """What an agent sees of a customer's account beside their ticket or chat."""
+
+    id: int
+    number: str
+    name: str
+    region: str
+    language: str
+    autopay: bool
+    currency: str
+    balance: Balance
+    last_invoice: Invoice | None
+    last_payment: Payment | None
+    open_requests: list[AccountRequest]
+
+
+def account_summary(session: Session, account_id: int, today: date) -> AccountSummary | None:
+    """The account's name, region, language, balance and past due, last invoice and payment, open requests."""
+    account: Account | None = session.get(Account, account_id)
+    if account is None:
+        return None
+    invoices = recent_invoices(session, account_id, limit=1)
+    payments = recent_payments(session, account_id, limit=1)
+    requests = list(session.execute(
+        select(AccountRequest).where(AccountRequest.account_id == account_id, AccountRequest.status == "open")
+        .order_by(AccountRequest.id.desc()).limit(10)
+    ).scalars())
+    return AccountSummary(
+        id=int(account.id), number=str(account.number), name=str(account.name), region=str(account.region),
+        language=str(account.language), autopay=bool(account.autopay),
+        currency="USD" if account.region == "US" else "CAD", balance=balance_of(session, account_id, today),
+        last_invoice=invoices[0] if invoices else None, last_payment=payments[0] if payments else None,
+        open_requests=requests,
+    )

@@ -1,4 +1,5 @@
-"""Deterministic demo data, relative to today: Canadian (and one US) accounts with 30 months of invoices.
+"""Deterministic demo data, relative to today: Canadian (and one US) accounts with 30 months of invoices, and
+the demo agents of the console (``core.agents``). Nothing is dated after today.
 
 Every FAQ boundary is exercised: invoice PDFs older than 24 months, CDR exports older than 6 months, invoices
 before July 2025, a credit applied after the last invoice (not yet in the Transaction History), a pending payment,
@@ -12,18 +13,24 @@ object per demo portal user: what ``make -s demo-users`` prints).
 from __future__ import annotations
 
 import json
+import os
 import random
 import sys
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.accounts import NEW_CDR_SYSTEM_START, add_months, balance_of, recent_invoices
+from core.accounts import NEW_CDR_SYSTEM_START, balance_of, recent_invoices
+from core.agents import seed_demo_agents
+from core.dates import add_months
 from core.db.engine import make_engine, make_session_factory, unit_of_work
-from core.db.models import Account, BillingContact, CdrExport, Credit, Invoice, Payment, PortalUser
+from core.db.models import Account, BillingContact, CdrExport, Credit, Invoice, Payment, PortalUser, Ticket
+from core.files import write_atomic
+from core.settings import Settings
 
 MONTHS_OF_HISTORY = 30
 DUE_AFTER_DAYS = 20
@@ -165,7 +172,9 @@ def _seed_account(session: Session, spec: DemoAccount, today: date) -> None:
         total = _money(subtotal + gst + hst + qst + pst - credit_amount)
         number = f"INV-{issued:%Y%m}-{spec.number[-4:]}"
         due = issued + timedelta(days=DUE_AFTER_DAYS)
-        unpaid = back < spec.unpaid_latest
+        paid_on = due if spec.autopay else issued + timedelta(days=6 + back % 5)
+        # Nothing is dated after today: an invoice whose payment day has not come yet is simply not paid yet.
+        unpaid = back < spec.unpaid_latest or paid_on > today
         invoice = Invoice(
             account_id=account.id, number=number, period_start=issued, period_end=period_end, issue_date=issued,
             due_date=due, subtotal=subtotal, gst=gst, hst=hst, qst=qst, pst=pst, credits_applied=credit_amount,
@@ -180,7 +189,6 @@ def _seed_account(session: Session, spec: DemoAccount, today: date) -> None:
             session.add(CdrExport(invoice_id=invoice.id, period_start=issued, period_end=period_end,
                                   link=f"documents/cdr/{number}.csv"))
         if not unpaid:
-            paid_on = due if spec.autopay else issued + timedelta(days=6 + back % 5)
             session.add(Payment(account_id=account.id, invoice_id=invoice.id, amount=total, method=method,
                                 card_last4=last4, status="accepted", autopay=spec.autopay,
                                 submitted_at=_at(paid_on, 14), processed_at=_at(paid_on, 16)))
@@ -209,6 +217,31 @@ def seed(factory: sessionmaker[Session], today: date) -> int:
     return len(ACCOUNTS)
 
 
+DEMO_MAIL = Path(__file__).resolve().parent.parent / "demo" / "mail"
+DEMO_MAIL_MARKER = "demo_mail_delivered"
+
+
+def deliver_demo_mail(factory: sessionmaker[Session], settings: Settings) -> int:
+    """On a first run of the embedded mailroom (no ticket yet), put the demo mail into its Maildir's ``new/``, as
+    an MTA would: the mailroom then reads it through its whole pipeline. Once only (a marker in ``var/``)."""
+    marker = settings.var_dir / DEMO_MAIL_MARKER
+    if settings.mailroom_config is not None or marker.exists():
+        return 0
+    with factory() as session:
+        if session.execute(select(func.count()).select_from(Ticket)).scalar_one():
+            return 0
+    inbox = settings.mail_dir / "inbox"
+    for sub in ("new", "cur", "tmp"):
+        (inbox / sub).mkdir(parents=True, exist_ok=True)
+    files = sorted(DEMO_MAIL.glob("*.eml"))
+    for path in files:
+        temporary = inbox / "tmp" / f"demo-{path.name}"
+        temporary.write_bytes(path.read_bytes())
+        os.replace(temporary, inbox / "new" / f"demo-{path.name}")
+    write_atomic(marker, f"{len(files)} demo mails delivered to {inbox / 'new'}\n")
+    return len(files)
+
+
 def demo_users(session: Session, today: date) -> list[dict[str, str]]:
     """Each demo portal user with their account's last invoice and balance (decimal strings)."""
     rows = []
@@ -228,8 +261,6 @@ def demo_users(session: Session, today: date) -> list[dict[str, str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from core.settings import Settings
-
     args = sys.argv[1:] if argv is None else argv
     command = args[0] if args else "users"
     settings = Settings.from_env()
@@ -240,6 +271,13 @@ def main(argv: list[str] | None = None) -> int:
         if command == "seed":
             created = seed(factory, today)
             print(f"demo data: {created} accounts created" if created else "demo data: the store already has accounts")
+            with unit_of_work(factory) as session:
+                agents = seed_demo_agents(session, settings.var_dir)
+            if agents:
+                print(f"demo agents: {agents} created (make -s demo-agents lists their sign-ins)")
+            mails = deliver_demo_mail(factory, settings)
+            if mails:
+                print(f"demo mail: {mails} customer mails in {settings.mail_dir / 'inbox' / 'new'} for the mailroom")
         elif command == "users":
             with factory() as session:
                 users = demo_users(session, today)

@@ -19,13 +19,38 @@ from core.files import create_atomic, write_atomic
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "BILLING_"
 SECRET_FILE = "auth_secret"
-_SECRET_FIX = (f"set {PREFIX}AUTH_SECRET (32+ characters), or delete the file to generate a new development secret "
-               "(identity tokens signed with the old one stop being valid)")
+CONSOLE_SECRET_FILE = "console_secret"
 logger = logging.getLogger(__name__)
 
 
 def _default_var_dir() -> Path:
     return PROJECT_ROOT / "var"
+
+
+def _boolean(value: str) -> bool:
+    if value.strip().lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.strip().lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _generated_secret(path: Path, setting: str) -> str:
+    """A secret kept in ``path``, generated on first use (see ``Settings.signing_secret``)."""
+    fix = (f"set {setting} (32+ characters), or delete the file to generate a new secret "
+           "(what was signed with the old one stops being valid)")
+    create_atomic(path, secrets.token_urlsafe(48), mode=0o600)
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigurationError(f"{path}: the secret cannot be read ({error}); {fix}") from error
+    if not secret:
+        logger.warning("%s is empty (an interrupted first start): generating a new secret", path)
+        write_atomic(path, secrets.token_urlsafe(48), mode=0o600)
+        secret = path.read_text(encoding="utf-8").strip()
+    if len(secret) < 32:
+        raise ConfigurationError(f"{path}: the secret is shorter than 32 characters; {fix}")
+    return secret
 
 
 @dataclass(frozen=True)
@@ -53,6 +78,13 @@ class Settings:
         bounce_suppression_days: how long an address that hard-bounced gets no acknowledgement.
         mail_batch: how many messages the mailroom fetches, stores in one transaction, then flags, at a time.
         mail_workers: how many processes read a backlog of mail in parallel (0: read in the mailroom's process).
+        console_host / console_port: where the agent console (and the support site's chat) listens.
+        console_secret: the key that signs the console's session cookies (``BILLING_CONSOLE_SECRET``; when unset,
+            one generated on first use and kept in ``var/console_secret``); every replica needs the same one.
+        console_workers / console_threads: the console's processes, and threads in each (a live page holds one).
+        secure_cookies: send cookies over HTTPS only (set it behind TLS; off for http://127.0.0.1).
+        trusted_proxies: how many proxies in front (HAProxy) add X-Forwarded-For, to find the client's address.
+        display_timezone: the zone dates are shown in to agents.
     """
 
     var_dir: Path = field(default_factory=_default_var_dir)
@@ -77,11 +109,19 @@ class Settings:
     bounce_suppression_days: int = 7
     mail_batch: int = 200
     mail_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    console_host: str = "127.0.0.1"
+    console_port: int = 5080
+    console_secret: str = field(default="", repr=False)
+    console_workers: int = 1
+    console_threads: int = 64
+    secure_cookies: bool = False
+    trusted_proxies: int = 0
+    display_timezone: str = "America/Toronto"
 
     def __post_init__(self) -> None:
         if not self.database_url:
             object.__setattr__(self, "database_url", f"sqlite:///{self.var_dir / 'billing.db'}")
-        for name in ("rasa_port", "action_port"):
+        for name in ("rasa_port", "action_port", "console_port"):
             port = getattr(self, name)
             if not 0 < port < 65536:
                 raise ConfigurationError(f"{PREFIX}{name.upper()}={port}: a port is a number from 1 to 65535")
@@ -91,6 +131,10 @@ class Settings:
             raise ConfigurationError(f"{PREFIX}MAIL_BATCH={self.mail_batch}: at least one message per batch")
         if self.mail_workers < 0:
             raise ConfigurationError(f"{PREFIX}MAIL_WORKERS={self.mail_workers}: 0 (none) or more reader processes")
+        if self.console_secret and len(self.console_secret) < 32:
+            raise ConfigurationError(f"{PREFIX}CONSOLE_SECRET: at least 32 characters are needed to sign sessions safely")
+        if self.console_workers < 1 or self.console_threads < 1:
+            raise ConfigurationError(f"{PREFIX}CONSOLE_WORKERS and {PREFIX}CONSOLE_THREADS: at least 1 each")
         if self.tracker_window < 20:
             raise ConfigurationError(
                 f"{PREFIX}TRACKER_WINDOW={self.tracker_window}: at least 20 events are needed to keep the rules' context"
@@ -105,19 +149,14 @@ class Settings:
         it is refused with what to do rather than silently replaced."""
         if self.auth_secret:
             return self.auth_secret
-        path = self.var_dir / SECRET_FILE
-        create_atomic(path, secrets.token_urlsafe(48), mode=0o600)
-        try:
-            secret = path.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as error:
-            raise ConfigurationError(f"{path}: the signing secret cannot be read ({error}); {_SECRET_FIX}") from error
-        if not secret:
-            logger.warning("%s is empty (an interrupted first start): generating a new development secret", path)
-            write_atomic(path, secrets.token_urlsafe(48), mode=0o600)
-            secret = path.read_text(encoding="utf-8").strip()
-        if len(secret) < 32:
-            raise ConfigurationError(f"{path}: the signing secret is shorter than 32 characters; {_SECRET_FIX}")
-        return secret
+        return _generated_secret(self.var_dir / SECRET_FILE, f"{PREFIX}AUTH_SECRET")
+
+    def session_secret(self) -> str:
+        """The console's cookie-signing key: ``console_secret`` if set, else one generated under ``var_dir`` on
+        first use (as ``signing_secret``; a damaged one is refused the same way)."""
+        if self.console_secret:
+            return self.console_secret
+        return _generated_secret(self.var_dir / CONSOLE_SECRET_FILE, f"{PREFIX}CONSOLE_SECRET")
 
     @property
     def mail_dir(self) -> Path:
@@ -161,6 +200,14 @@ class Settings:
             ("bounce_suppression_days", int),
             ("mail_batch", int),
             ("mail_workers", int),
+            ("console_host", str),
+            ("console_port", int),
+            ("console_secret", str),
+            ("console_workers", int),
+            ("console_threads", int),
+            ("secure_cookies", _boolean),
+            ("trusted_proxies", int),
+            ("display_timezone", str),
         ):
             raw = env.get(PREFIX + name.upper())
             if raw is None or raw == "":

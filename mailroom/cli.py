@@ -19,12 +19,7 @@ from typing import Any
 from core.errors import ConfigurationError
 from core.settings import Settings
 from mailroom.context import TriageContext
-from mailroom.parse import recipients_of
-
-
-def team_of_recipients(recipients: list[str], settings: Settings) -> str:
-    """Which inbox a message reached, from its recipients: the USA team's address, else the Canadian one's."""
-    return "US" if settings.us_address.lower() in {r.lower() for r in recipients} else "CA"
+from mailroom.parse import recipients_of, team_of_recipients
 
 
 def one_line_json(value: dict[str, Any]) -> str:
@@ -82,7 +77,7 @@ def _store_exists(settings: Settings) -> bool:
 
 def command_tickets(settings: Settings, as_json: bool, limit: int) -> int:
     from core.db.engine import make_engine, make_session_factory
-    from mailroom.store import latest_tickets
+    from core.tickets import latest_tickets
 
     engine = make_engine(settings.database_url)
     try:

@@ -101,6 +101,12 @@ class ImapMailbox:
             if quarantined:
                 self.client.add_flags(quarantined, [TRIAGED, QUARANTINED])
 
+    def unflag(self, uids: list[int]) -> None:
+        """Make messages unhandled again (a person asked for a quarantined one to be read anew)."""
+        with transient_errors(f"{self.config.name}: remove flags"):
+            if uids:
+                self.client.remove_flags(uids, [TRIAGED, QUARANTINED])
+
     def wait(self, seconds: float) -> bool:
         """Wait up to ``seconds`` for new mail: IDLE when the server offers it, else just wait (polling).
         Returns True when the server announced something."""

@@ -36,18 +36,17 @@ from mailroom.context import TriageContext
 from mailroom.errors import PermanentMailError, TransientMailError
 from mailroom.faults import crash_point
 from mailroom.imap import ImapMailbox
-from mailroom.mail import Mail
+from mailroom.mail import Mail, SourceKey
 from mailroom.maildir import MaildirSource
 from mailroom.outbox import FolderTransport, SmtpTransport, Transport, send_pending
 from mailroom.pipeline import decide
 from mailroom.readers import Readers, Reading, ToRead
-from mailroom.store import SourceKey, handled_keys, is_handled, record, record_quarantine
+from mailroom.store import forget, handled_keys, is_handled, record, record_quarantine, reprocess_requests
 from mailroom.view import StoreView
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")  # what a source knows its batch by (the files, the UIDs)
 MAX_BACKOFF = 60.0
-REFERENCE_DRAWS = 5  # random ticket references drawn before giving up (a collision is already rare)
 
 
 @dataclass(frozen=True)
@@ -131,7 +130,7 @@ class Processor:
                 if key in done:
                     outcomes.append(Outcome("already"))
                 elif reading.failure is not None:
-                    outcomes.append(self._quarantine(session, key, reading.mail.message_id, reading.failure))
+                    outcomes.append(self._quarantine(session, key, reading.mail, reading.failure))
                 else:
                     outcomes.append(self._decide_and_record(session, context, reading.mail, key))
         if any(outcome.queued for outcome in outcomes):
@@ -146,10 +145,10 @@ class Processor:
         except (OperationalError, TransientMailError):
             raise
         except PermanentMailError as error:
-            return self._quarantine(session, key, mail.message_id, str(error))
+            return self._quarantine(session, key, mail, str(error))
         except Exception as error:  # a message that breaks a stage: quarantined, logged, the batch goes on
             logger.error("message %s of %s quarantined:\n%s", key.uid, key.mailbox, traceback.format_exc())
-            return self._quarantine(session, key, mail.message_id, f"{type(error).__name__}: {error}")
+            return self._quarantine(session, key, mail, f"{type(error).__name__}: {error}")
         if outcome.outcome != "already":
             context.view.note_recorded(mail, outcome.outcome, key.mailbox, key.uid)
             crash_point("before_commit")
@@ -158,29 +157,27 @@ class Processor:
 
     @staticmethod
     def _record(session: Session, context: TriageContext, mail: Mail, key: SourceKey) -> Outcome:
-        """Record the mail in a savepoint. A unique key that fails means one of two things: another mailroom
-        process stored this very message meanwhile (it is "already" handled: nothing more to do), or the random
-        ticket reference collided with an existing one (drawn again)."""
+        """Record the mail in a savepoint. Its record's unique key fails when another mailroom process stored
+        this very message meanwhile: it is then "already" handled, and nothing more is to be done."""
         before = (mail.ticket_id, mail.ticket_reference)
-        for _ in range(REFERENCE_DRAWS):
-            try:
-                with session.begin_nested():
-                    row = record(mail, context, key)
-                    queued = any(isinstance(obj, OutboxMail) for obj in session.new)
-                    session.flush()
-                return Outcome(str(row.outcome), queued)
-            except IntegrityError:
-                mail.ticket_id, mail.ticket_reference = before  # the savepoint took the new ticket away
-                if is_handled(session, key):
-                    logger.info("%s UID %s: already handled by another mailroom process", key.mailbox, key.uid)
-                    return Outcome("already")
-        raise PermanentMailError(f"no free ticket reference after {REFERENCE_DRAWS} draws")
-
-    @staticmethod
-    def _quarantine(session: Session, key: SourceKey, message_id: str | None, reason: str) -> Outcome:
         try:
             with session.begin_nested():
-                record_quarantine(session, key, message_id, reason)
+                row = record(mail, context, key)
+                queued = any(isinstance(obj, OutboxMail) for obj in session.new)
+                session.flush()
+            return Outcome(str(row.outcome), queued)
+        except IntegrityError:
+            mail.ticket_id, mail.ticket_reference = before  # the savepoint took the new ticket away
+            if is_handled(session, key):
+                logger.info("%s UID %s: already handled by another mailroom process", key.mailbox, key.uid)
+                return Outcome("already")
+            raise
+
+    @staticmethod
+    def _quarantine(session: Session, key: SourceKey, mail: Mail, reason: str) -> Outcome:
+        try:
+            with session.begin_nested():
+                record_quarantine(session, key, mail, reason)
                 session.flush()
         except IntegrityError:  # another mailroom process recorded this message meanwhile
             if is_handled(session, key):
@@ -201,6 +198,10 @@ class Started:
 def process_maildir(source: MaildirSource, processor: Processor) -> int:
     """Handle every file waiting in the Maildir, a batch at a time; each batch is committed before its files
     move. Returns how many were handled."""
+    for key in _reprocess_requests(processor.factory, source.name):
+        source.release(key.uid)  # (a file already gone cannot be read again: its record goes all the same)
+        _forget(processor.factory, key)
+
     def batches() -> Iterator[tuple[list[Path], list[tuple[bytes, SourceKey]]]]:
         pending, size = source.pending(), processor.settings.mail_batch
         for start in range(0, len(pending), size):
@@ -227,6 +228,10 @@ def process_imap(mailbox: ImapMailbox, processor: Processor) -> int:
     """Handle every unflagged message of a connected mailbox, batch by batch; each batch is committed before it
     is flagged on the server. Returns how many were handled."""
     name = mailbox.config.name
+    for key in _reprocess_requests(processor.factory, name):
+        if key.uidvalidity == mailbox.uidvalidity:
+            mailbox.unflag([key.uid])  # first unflag, then forget: a crash between leaves the request standing
+        _forget(processor.factory, key)
 
     def batches() -> Iterator[tuple[list[int], list[tuple[bytes, SourceKey]]]]:
         uids, size = mailbox.unhandled(), processor.settings.mail_batch
@@ -244,6 +249,17 @@ def process_imap(mailbox: ImapMailbox, processor: Processor) -> int:
         _checkpoint(processor.factory, name, mailbox.uidvalidity, max(chunk))
 
     return processor.handle_batches(batches(), mailbox.config.team, flag)
+
+
+def _reprocess_requests(factory: sessionmaker[Session], mailbox: str) -> list[SourceKey]:
+    with factory() as session:
+        return reprocess_requests(session, mailbox)
+
+
+def _forget(factory: sessionmaker[Session], key: SourceKey) -> None:
+    with unit_of_work(factory) as session:
+        forget(session, key)
+    logger.info("%s UID %s: read again, as a person asked", key.mailbox, key.uid)
 
 
 def _checkpoint(factory: sessionmaker[Session], name: str, uidvalidity: int, last_uid: int) -> None:

@@ -9,11 +9,10 @@ before the commit loses nothing (the message is still there, unflagged), a crash
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import desc, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from core.db.models import (
@@ -22,24 +21,17 @@ from core.db.models import (
     Ticket,
     TicketAttachment,
     TicketMessage,
-    new_reference,
+    priority_rank,
     utcnow,
 )
+from core.activity import publish
 from core.outbox import queue_mail
-from mailroom.compose import Outgoing, acknowledgement, forward
+from core.references import TICKET_PREFIX, flush_with_reference
+from core.compose import Outgoing
+from mailroom.compose import acknowledgement, forward
 from mailroom.context import TriageContext
-from mailroom.mail import BOUNCE, Mail
+from mailroom.mail import BOUNCE, Mail, SourceKey
 
-TICKET_PREFIX = "BL"
-
-
-@dataclass(frozen=True)
-class SourceKey:
-    """Where a message came from: mailbox, UIDVALIDITY and UID (a Maildir file gets a stable pseudo-UID)."""
-
-    mailbox: str
-    uidvalidity: int
-    uid: int
 
 
 def is_handled(session: Session, key: SourceKey) -> bool:
@@ -48,6 +40,19 @@ def is_handled(session: Session, key: SourceKey) -> bool:
         select(InboundMail.id).where(InboundMail.mailbox == key.mailbox, InboundMail.uidvalidity == key.uidvalidity,
                                      InboundMail.uid == key.uid)
     ).first() is not None
+
+
+def reprocess_requests(session: Session, mailbox: str) -> list[SourceKey]:
+    """The quarantined messages of ``mailbox`` that a person asked to be read again."""
+    rows = session.execute(select(InboundMail.mailbox, InboundMail.uidvalidity, InboundMail.uid)
+                           .where(InboundMail.mailbox == mailbox, InboundMail.outcome == "reprocess")).all()
+    return [SourceKey(str(r.mailbox), int(r.uidvalidity), int(r.uid)) for r in rows]
+
+
+def forget(session: Session, key: SourceKey) -> None:
+    """Drop the record of the message at ``key`` (to be read again, as if new)."""
+    session.execute(delete(InboundMail).where(InboundMail.mailbox == key.mailbox,
+                                              InboundMail.uidvalidity == key.uidvalidity, InboundMail.uid == key.uid))
 
 
 def handled_keys(session: Session, keys: Sequence[SourceKey]) -> set[SourceKey]:
@@ -81,8 +86,13 @@ def _add_message(session: Session, ticket_id: int, mail: Mail) -> None:
                                      content_type=attachment.content_type[:200], size=attachment.size))
 
 
-def _queue_mail(session: Session, kind: str, ticket_id: int, mail: Outgoing) -> None:
-    queue_mail(session, kind, ticket_id, mail.message_id, mail.sender, mail.recipient, mail.raw)
+def _queue_mail(session: Session, kind: str, ticket: Any, mail: Outgoing, language: str) -> None:
+    """Queue ``mail`` for sending, and show it in the ticket's thread."""
+    queue_mail(session, kind, ticket.id, mail.message_id, mail.sender, mail.recipient, mail.raw)
+    session.add(TicketMessage(
+        ticket_id=ticket.id, direction="out", kind=kind, message_id=mail.message_id, from_address=mail.sender,
+        to_addresses=mail.recipient, subject="", text=mail.text, language=language,
+    ))
 
 
 def record(mail: Mail, context: TriageContext, key: SourceKey) -> InboundMail:
@@ -92,36 +102,54 @@ def record(mail: Mail, context: TriageContext, key: SourceKey) -> InboundMail:
     assert session is not None and view is not None, "record() needs the store and its view"
     duplicate = view.seen.get(mail.message_id or "")
     if duplicate is not None:
-        return _inbound(session, key, mail, "duplicate", duplicate.ticket_id,
+        return _handled(session, key, mail, "duplicate", duplicate.ticket_id,
                         f"same Message-ID as {duplicate.mailbox} UID {duplicate.uid}")
     if not mail.needs_ticket:
         return _record_automated(mail, context, key)
     if mail.ticket_id is not None:
-        ticket = session.get(Ticket, mail.ticket_id)
-        assert ticket is not None
+        ticket = _surviving(session, mail.ticket_id)
         _add_message(session, ticket.id, mail)
         ticket.updated_at = utcnow()
-        if ticket.status == "closed":
+        reopened = ticket.status in REOPENED_BY_REPLY
+        if reopened:
             ticket.status = "open"
-        return _inbound(session, key, mail, "threaded", ticket.id, f"joined {ticket.reference}")
+        publish(session, "ticket.message", ticket.team, ticket.id, reopened=reopened, reference=ticket.reference)
+        return _handled(session, key, mail, "threaded", ticket.id, f"joined {ticket.reference}")
     confident = mail.misroute in ("to_us", "to_ca")
-    ticket = Ticket(
-        reference=new_reference(TICKET_PREFIX), team=mail.right_team, mailbox=key.mailbox, queue=mail.queue,
-        priority=mail.priority, language=mail.language, status="forwarded" if confident else "open",
+    ticket = flush_with_reference(session, TICKET_PREFIX, lambda reference: Ticket(
+        reference=reference, team=mail.right_team, mailbox=key.mailbox, queue=mail.queue,
+        priority=mail.priority, priority_rank=priority_rank(mail.priority), language=mail.language, status="new",
         subject=(mail.subject or "(no subject)")[:500], customer_email=(mail.reply_to or mail.from_address or "")[:320],
         customer_name=(mail.from_name or None), account_id=mail.account_id, topic=mail.topic,
         misroute=mail.misroute, misroute_confidence=mail.misroute_confidence,
         misroute_reasons=[r for r in mail.reasons if r.startswith("misroute")],
-    )
-    session.add(ticket)
-    session.flush()
+    ))
     mail.ticket_id, mail.ticket_reference = int(ticket.id), str(ticket.reference)
     _add_message(session, ticket.id, mail)
     if confident:
-        _queue_mail(session, "forward", ticket.id, forward(mail, ticket, context, ticket.misroute_reasons))
+        _queue_mail(session, "forward", ticket, forward(mail, ticket, context, ticket.misroute_reasons), mail.language)
     if mail.acknowledge:
-        _queue_mail(session, "ack", ticket.id, acknowledgement(mail, ticket, context))
-    return _inbound(session, key, mail, "ticket", ticket.id, f"ticket {ticket.reference}")
+        _queue_mail(session, "ack", ticket, acknowledgement(mail, ticket, context), mail.language)
+    publish(session, "ticket.created", ticket.team, ticket.id, reference=ticket.reference)
+    return _handled(session, key, mail, "ticket", ticket.id, f"ticket {ticket.reference}")
+
+
+# A customer who writes again about a ticket that waits on them, or that was solved or closed, reopens it.
+REOPENED_BY_REPLY = ("waiting", "solved", "closed")
+
+
+def _surviving(session: Session, ticket_id: int) -> Any:
+    """The ticket (a ``Ticket``) a mail joins: ``ticket_id``'s, or the one it was merged into (and so on)."""
+    ticket = session.get(Ticket, ticket_id)
+    assert ticket is not None, f"ticket {ticket_id} is in the store's view but not in the store"
+    for _ in range(10):  # merges cannot form a loop (a ticket is merged once), but never follow one forever
+        if ticket.merged_into_id is None:
+            break
+        target = session.get(Ticket, ticket.merged_into_id)
+        if target is None:
+            break
+        ticket = target
+    return ticket
 
 
 def _record_automated(mail: Mail, context: TriageContext, key: SourceKey) -> InboundMail:
@@ -137,36 +165,21 @@ def _record_automated(mail: Mail, context: TriageContext, key: SourceKey) -> Inb
                 session.add(MailSuppression(email=recipient, reason="hard bounce", until=until))
             else:
                 existing.until, existing.reason = until, "hard bounce"
-        return _inbound(session, key, mail, "bounce", mail.ticket_id, "bounce joined its ticket")
+        return _handled(session, key, mail, "bounce", mail.ticket_id, "bounce joined its ticket")
     outcome = "own_mail" if mail.own_mail else (mail.automated or "automated")
-    return _inbound(session, key, mail, outcome, None, "; ".join(mail.reasons[:3]))
+    return _handled(session, key, mail, outcome, None, "; ".join(mail.reasons[:3]))
 
 
-def _inbound(session: Session, key: SourceKey, mail: Mail, outcome: str, ticket_id: int | None,
-             reason: str) -> InboundMail:
-    return _handled(session, key, mail.message_id, outcome, ticket_id, reason)
-
-
-def record_quarantine(session: Session, key: SourceKey, message_id: str | None, reason: str) -> InboundMail:
+def record_quarantine(session: Session, key: SourceKey, mail: Mail, reason: str) -> InboundMail:
     """A message that could not be handled: recorded with its reason; the message itself stays on the server."""
-    return _handled(session, key, message_id, "quarantined", None, reason)
+    return _handled(session, key, mail, "quarantined", None, reason)
 
 
-def _handled(session: Session, key: SourceKey, message_id: str | None, outcome: str, ticket_id: int | None,
+def _handled(session: Session, key: SourceKey, mail: Mail, outcome: str, ticket_id: int | None,
              reason: str) -> InboundMail:
     """The record that the message at ``key`` was handled, and how."""
-    row: InboundMail = InboundMail(mailbox=key.mailbox, uidvalidity=key.uidvalidity, uid=key.uid,
-                                   message_id=message_id, outcome=outcome, reason=reason[:2000], ticket_id=ticket_id)
+    row: InboundMail = InboundMail(mailbox=key.mailbox, uidvalidity=key.uidvalidity, uid=key.uid, team=mail.team,
+                                   message_id=mail.message_id, outcome=outcome, reason=reason[:2000],
+                                   ticket_id=ticket_id)
     session.add(row)
     return row
-
-
-def latest_tickets(session: Session, limit: int = 20) -> list[dict[str, Any]]:
-    """The latest tickets, newest first, as plain rows (for the CLI)."""
-    rows = session.execute(select(Ticket).order_by(desc(Ticket.id)).limit(limit)).scalars()
-    return [
-        {"reference": t.reference, "created": t.created_at.strftime("%Y-%m-%d %H:%M") if t.created_at else "",
-         "team": t.team, "queue": t.queue, "priority": t.priority, "language": t.language, "status": t.status,
-         "misroute": t.misroute, "customer": t.customer_email, "subject": t.subject}
-        for t in rows
-    ]

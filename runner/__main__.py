@@ -1,4 +1,5 @@
-"""``make run``: start the action server and the Rasa server, print where they listen, stop both on Ctrl-C.
+"""``make run``: start the action server, the Rasa server, the mailroom and the agent console, print where they
+listen, restart one that dies, stop them all on Ctrl-C.
 
 Configuration comes from the environment (``core.settings``): ``DATABASE_URL``, ``BILLING_RASA_PORT``,
 ``BILLING_ACTION_PORT``... Logs go to ``var/log/``.
@@ -77,6 +78,13 @@ def services_for(settings: Settings, endpoints: Path) -> list[Service]:
             health_url=None,
             ready_line="mailroom watching",
         ),
+        Service(
+            name="console",
+            command=[sys.executable, "-m", "console", "serve"],
+            health_url=f"http://{settings.console_host}:{settings.console_port}/healthz",
+            host=settings.console_host,
+            port=settings.console_port,
+        ),
     ]
 
 
@@ -132,6 +140,7 @@ def main() -> int:
     try:
         ensure_port_free(settings.action_host, settings.action_port, "BILLING_ACTION_PORT")
         ensure_port_free(settings.rasa_host, settings.rasa_port, "BILLING_RASA_PORT")
+        ensure_port_free(settings.console_host, settings.console_port, "BILLING_CONSOLE_PORT")
         began = time.monotonic()
         for service in services:
             print(f"starting {service.name} (log: {log_dir / service.name}.log)...", flush=True)
@@ -145,6 +154,8 @@ def main() -> int:
             f"  action server   http://{settings.action_host}:{settings.action_port}/webhook\n"
             f"  database        {settings.database_url}\n"
             f"  mailroom        {mailroom_where(settings)}\n"
+            f"  agent console   http://{settings.console_host}:{settings.console_port}/  "
+            f"(sign-ins of the demo agents: make -s demo-agents)\n"
             f"try:  curl -s {rest} -d '{{\"sender\":\"me\",\"message\":\"quelles cartes acceptez-vous\"}}'\n"
             f"Ctrl-C stops everything.",
             flush=True,

@@ -50,6 +50,11 @@ class Stack:
         self.settings = Settings.from_env(self.env)
 
     @property
+    def console_url(self) -> str:
+        """The agent console (and support site)."""
+        return f"http://{self.settings.console_host}:{self.settings.console_port}"
+
+    @property
     def rest_url(self) -> str:
         """The REST channel's webhook."""
         return f"http://{self.settings.rasa_host}:{self.settings.rasa_port}/webhooks/rest/webhook"
@@ -105,6 +110,7 @@ def stack_environment(var_dir: Path, database_url: str | None = None, **override
         BILLING_VAR_DIR=str(var_dir),
         BILLING_RASA_PORT=str(free_port()),
         BILLING_ACTION_PORT=str(free_port()),
+        BILLING_CONSOLE_PORT=str(free_port()),
         SQLALCHEMY_SILENCE_UBER_WARNING="1",
         TF_CPP_MIN_LOG_LEVEL="2",
     )

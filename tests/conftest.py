@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -21,6 +22,8 @@ from core.db.migrate import upgrade
 from core.demo import seed
 from core.knowledge import Article, load_articles
 from core.settings import PROJECT_ROOT
+from tests.browsers import LAUNCH_ARGS, BrowserUnavailable, ensure_chromium
+from tests.mailroom.servers import Dovecot, ServerUnavailable, SmtpServer
 
 CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 DEMO_TODAY = date(2026, 11, 25)
@@ -102,6 +105,46 @@ def sessions(database_url: str) -> Iterator[sa.orm.sessionmaker]:
     engine = make_engine(database_url)
     yield make_session_factory(engine)
     engine.dispose()
+
+
+# The Dovecot users of a test session: the mailroom tests' two inboxes, and the running stack's own two (its
+# mailroom must never read the mail of a mailroom test).
+MAIL_USERS = {"billing-ca": "ca-secret-pw", "billing-us": "us-secret-pw",
+              "stack-ca": "stack-ca-secret", "stack-us": "stack-us-secret"}
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[Dovecot]:
+    """A real Dovecot on loopback, for the whole session."""
+    try:
+        server = Dovecot.start(MAIL_USERS)
+    except ServerUnavailable as error:
+        unavailable("Dovecot", error)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) on loopback that records what it receives."""
+    server = SmtpServer.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the whole session (Debian's, driven by Playwright)."""
+    from playwright.sync_api import sync_playwright
+
+    try:
+        executable = ensure_chromium()
+    except BrowserUnavailable as error:
+        unavailable("Chromium", error)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, headless=True, args=LAUNCH_ARGS)
+        yield launched
+        launched.close()
 
 
 @pytest.fixture(scope="session")

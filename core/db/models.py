@@ -209,20 +209,40 @@ class AccountRequest(Base):
 
 
 # --- The mailroom: tickets from the billing@ inboxes, their messages, and what is sent back. -----------------
+# Ticket statuses, in the order an agent works them: new (nobody has touched it), open (being worked),
+# waiting (on the customer), solved (answered; the customer may still reply), closed (done; merged ones too).
+TICKET_STATUSES = ("new", "open", "waiting", "solved", "closed")
+ACTIVE_STATUSES = ("new", "open", "waiting")
+# Priorities, most urgent first; ``priority_rank`` is the index, so that "priority then age" is an index order.
+PRIORITIES = ("urgent", "high", "normal")
+
+
+def priority_rank(priority: str) -> int:
+    """0 for urgent, 1 for high, 2 for normal (and anything unknown)."""
+    return PRIORITIES.index(priority) if priority in PRIORITIES else len(PRIORITIES) - 1
+
+
 class Ticket(Base):
-    """One customer case from email. ``team`` is the team whose work it is ("CA" or "US"); ``misroute`` says
-    whether the mail reached the other team's inbox (to_us, to_ca), might have (unsure), or not (none)."""
+    """One customer case, from email or from a chat handed to a person (``channel``). ``team`` is the team whose
+    work it is ("CA" or "US"); ``misroute`` says whether the mail reached the other team's inbox (to_us, to_ca),
+    might have (unsure: an agent confirms or rejects), or not (none)."""
 
     __tablename__ = "tickets"
+    __table_args__ = (
+        sa.Index("ix_tickets_worklist", "team", "status", "priority_rank", "created_at"),
+        sa.Index("ix_tickets_team_queue_status", "team", "queue", "status"),
+    )
 
     id = sa.Column(sa.Integer, primary_key=True)
     reference = sa.Column(sa.String(16), nullable=False, unique=True)
+    channel = sa.Column(sa.String(8), nullable=False, default="email")
     team = sa.Column(sa.String(2), nullable=False)
     mailbox = sa.Column(sa.String(64), nullable=False)
     queue = sa.Column(sa.String(16), nullable=False, index=True)
     priority = sa.Column(sa.String(8), nullable=False)
+    priority_rank = sa.Column(sa.SmallInteger, nullable=False, default=2)
     language = sa.Column(sa.String(2), nullable=False)
-    status = sa.Column(sa.String(16), nullable=False, default="open")
+    status = sa.Column(sa.String(16), nullable=False, default="new")
     subject = sa.Column(sa.String(500), nullable=False)
     customer_email = sa.Column(sa.String(320), nullable=False, index=True)
     customer_name = sa.Column(sa.String(200))
@@ -231,19 +251,24 @@ class Ticket(Base):
     misroute = sa.Column(sa.String(8), nullable=False, default="none")
     misroute_confidence = sa.Column(sa.Float, nullable=False, default=0.0)
     misroute_reasons = sa.Column(sa.JSON, nullable=False, default=list)
+    assignee_id = sa.Column(sa.Integer, sa.ForeignKey("agents.id", ondelete="SET NULL"), index=True)
+    merged_into_id = sa.Column(sa.Integer, sa.ForeignKey("tickets.id", ondelete="SET NULL"))
     created_at = sa.Column(sa.DateTime(timezone=True), nullable=False, default=utcnow)
     updated_at = sa.Column(sa.DateTime(timezone=True), nullable=False, default=utcnow)
 
 
 class TicketMessage(Base):
-    """A message of a ticket, in or out. ``text`` is the customer's text with card data removed; ``quoted``
-    the earlier conversation they quoted (also redacted)."""
+    """A message of a ticket. ``direction``: in (the customer's), out (to the customer) or internal (a note).
+    ``kind``: mail, ack, forward, reply, note or notice. ``text`` is the text with card data removed; ``quoted``
+    the earlier conversation a customer quoted (also redacted). An agent's message names them (``author_id``)."""
 
     __tablename__ = "ticket_messages"
 
     id = sa.Column(sa.Integer, primary_key=True)
     ticket_id = sa.Column(sa.Integer, sa.ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False, index=True)
-    direction = sa.Column(sa.String(3), nullable=False)
+    direction = sa.Column(sa.String(8), nullable=False)
+    kind = sa.Column(sa.String(8), nullable=False, default="mail")
+    author_id = sa.Column(sa.Integer, sa.ForeignKey("agents.id", ondelete="SET NULL"))
     message_id = sa.Column(sa.String(500), index=True)
     in_reply_to = sa.Column(sa.String(500))
     from_address = sa.Column(sa.String(320), nullable=False)
@@ -275,7 +300,8 @@ class TicketAttachment(Base):
 class InboundMail(Base):
     """Every message the mailroom has handled, once: by mailbox, UIDVALIDITY and UID, and by Message-ID. The
     row is committed with the ticket, before the message is flagged on the server: this is what makes a restart
-    after a crash skip it instead of creating a second ticket."""
+    after a crash skip it instead of creating a second ticket. ``outcome`` "quarantined" is a message that could not be
+    handled; "reprocess" one a person asked the mailroom to try again (it then clears the row and reads it anew)."""
 
     __tablename__ = "inbound_mail"
     __table_args__ = (sa.UniqueConstraint("mailbox", "uidvalidity", "uid"),)
@@ -284,6 +310,7 @@ class InboundMail(Base):
     mailbox = sa.Column(sa.String(64), nullable=False)
     uidvalidity = sa.Column(sa.BigInteger, nullable=False)
     uid = sa.Column(sa.BigInteger, nullable=False)
+    team = sa.Column(sa.String(2))  # whose inbox it reached
     message_id = sa.Column(sa.String(500), index=True)
     outcome = sa.Column(sa.String(16), nullable=False)
     reason = sa.Column(sa.Text)
@@ -303,7 +330,7 @@ class MailboxState(Base):
 
 
 class OutboxMail(Base):
-    """A mail to send (acknowledgement, forward to the other team, an agent's reply), committed with what caused
+    """A mail to send (acknowledgement, forward to the other team, an agent's reply, a notice), committed with what caused
     it and sent later; ``raw`` is the complete message, Message-ID included, so a second attempt sends the very
     same mail.
 
@@ -342,6 +369,105 @@ class MailSuppression(Base):
     until = sa.Column(sa.DateTime(timezone=True), nullable=False)
 
 
+# --- The agent console: agents, their sessions, sign-in throttles, the audit trail, live activity. -----------
+AGENT_ROLES = ("agent", "supervisor")
+TEAMS = ("CA", "US")
+
+
+class Agent(Base):
+    """A billing agent. ``teams``: the teams whose work they see ("CA", "US" or "CA,US"); ``languages``: those
+    they work in ("en,fr"); ``role``: agent or supervisor (sees every team, the audit trail); ``ui_language``:
+    the console's language for them. ``password_hash`` is Argon2id (``core.agents``)."""
+
+    __tablename__ = "agents"
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    email = sa.Column(sa.String(320), nullable=False, unique=True)
+    name = sa.Column(sa.String(200), nullable=False)
+    teams = sa.Column(sa.String(20), nullable=False)
+    languages = sa.Column(sa.String(20), nullable=False, default="en,fr")
+    role = sa.Column(sa.String(12), nullable=False, default="agent")
+    ui_language = sa.Column(sa.String(2), nullable=False, default="en")
+    password_hash = sa.Column(sa.String(200), nullable=False)
+    active = sa.Column(sa.Boolean, nullable=False, default=True)
+    password_changed_at = sa.Column(sa.DateTime(timezone=True), nullable=False, default=utcnow)
+    last_login_at = sa.Column(sa.DateTime(timezone=True))
+    created_at = sa.Column(sa.DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class AgentSession(Base):
+    """A signed-in session: the browser holds a random token, the store its SHA-256 (``id``). A session ends at
+    logout, on a password change, after ``expires_at`` or when idle too long (``last_seen_at``)."""
+
+    __tablename__ = "agent_sessions"
+
+    id = sa.Column(sa.String(64), primary_key=True)
+    agent_id = sa.Column(sa.Integer, sa.ForeignKey("agents.id", ondelete="CASCADE"), nullable=False, index=True)
+    created_at = sa.Column(sa.DateTime(timezone=True), nullable=False, default=utcnow)
+    last_seen_at = sa.Column(sa.DateTime(timezone=True), nullable=False, default=utcnow)
+    expires_at = sa.Column(sa.DateTime(timezone=True), nullable=False)
+    ended_at = sa.Column(sa.DateTime(timezone=True))
+    address = sa.Column(sa.String(64))
+    user_agent = sa.Column(sa.String(300))
+
+
+class LoginThrottle(Base):
+    """Failed sign-ins counted per account (``account:<email>``) and per client address (``address:<ip>``), and
+    until when each is locked (the lock grows with the failures)."""
+
+    __tablename__ = "login_throttles"
+
+    key = sa.Column(sa.String(400), primary_key=True)
+    failures = sa.Column(sa.Integer, nullable=False, default=0)
+    last_failure_at = sa.Column(sa.DateTime(timezone=True), nullable=False, default=utcnow)
+    locked_until = sa.Column(sa.DateTime(timezone=True))
+
+
+class AuditEvent(Base):
+    """One action, forever: who (``agent_id``; None for the system), what (``action``), when, on which ticket, the
+    values before and after, and a detail in words."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (sa.Index("ix_audit_events_team_at", "team", "at"),)
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    at = sa.Column(sa.DateTime(timezone=True), nullable=False, default=utcnow)
+    agent_id = sa.Column(sa.Integer, sa.ForeignKey("agents.id", ondelete="SET NULL"), index=True)
+    team = sa.Column(sa.String(2))
+    ticket_id = sa.Column(sa.Integer, sa.ForeignKey("tickets.id", ondelete="SET NULL"), index=True)
+    action = sa.Column(sa.String(40), nullable=False)
+    before = sa.Column(sa.JSON)
+    after = sa.Column(sa.JSON)
+    detail = sa.Column(sa.Text)
+
+
+class ActivityEvent(Base):
+    """What changed, for the pages open right now (live updates): written in the transaction of the change, read
+    by every console process in order of ``id``. ``team``: whose agents may see it (None: supervisors only)."""
+
+    __tablename__ = "activity"
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    at = sa.Column(sa.DateTime(timezone=True), nullable=False, default=utcnow, index=True)
+    team = sa.Column(sa.String(2))
+    kind = sa.Column(sa.String(40), nullable=False)
+    ticket_id = sa.Column(sa.Integer)
+    agent_id = sa.Column(sa.Integer)
+    data = sa.Column(sa.JSON, nullable=False, default=dict)
+
+
+class TicketPresence(Base):
+    """Who has a ticket open right now, and whether they are writing a reply (until ``expires_at``, renewed by
+    their page while it stays open)."""
+
+    __tablename__ = "ticket_presence"
+
+    ticket_id = sa.Column(sa.Integer, sa.ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    agent_id = sa.Column(sa.Integer, sa.ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True)
+    state = sa.Column(sa.String(10), nullable=False, default="viewing")
+    expires_at = sa.Column(sa.DateTime(timezone=True), nullable=False)
+
+
 def normalize_email(email: str) -> str:
     """Addresses are stored lower-cased and trimmed, so that lookups compare them with a plain (indexed) ``=``."""
     return email.strip().lower()
@@ -351,5 +477,5 @@ def _normalized_on_set(_target: object, value: object, _old: object, _initiator:
     return normalize_email(value) if isinstance(value, str) else value
 
 
-for _email_column in (PortalUser.email, BillingContact.email):
+for _email_column in (PortalUser.email, BillingContact.email, Agent.email):
     sa.event.listen(_email_column, "set", _normalized_on_set, retval=True)

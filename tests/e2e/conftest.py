@@ -1,4 +1,5 @@
-"""The real stack (Rasa server + action server, started as ``make run`` starts them) once per database kind."""
+"""The real stack (Rasa server, action server, mailroom, console: started as ``make run`` starts them) once per
+database kind, its mailroom on two Dovecot mailboxes of its own and a real SMTP server."""
 
 from __future__ import annotations
 
@@ -14,22 +15,52 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from core.db.engine import make_engine, make_session_factory
+from core.agents import demo_agents, seed_demo_agents
+from core.db.engine import make_engine, make_session_factory, unit_of_work
 from core.db.migrate import upgrade
 from core.demo import seed
 from core.knowledge import load_articles
 from core.settings import PROJECT_ROOT
 from runner.harness import Stack, send, stack_environment
-from tests.conftest import TEST_SECRET, postgres_database
+from tests.conftest import MAIL_USERS, TEST_SECRET, postgres_database
+from tests.mailroom.servers import Dovecot, SmtpServer
 
 _counter = itertools.count()
 
 
+STACK_MAILBOXES = {"stack-ca": "CA", "stack-us": "US"}
+
+
+@pytest.fixture(scope="session")
+def stack_smtp() -> Iterator[SmtpServer]:
+    """The SMTP server the stack's mailroom sends through (its own: tests read what reached it)."""
+    server = SmtpServer.start()
+    yield server
+    server.stop()
+
+
+def _mailroom_config(var_dir: Path, dovecot: Dovecot, smtp: SmtpServer) -> Path:
+    path = var_dir / "mailroom.yml"
+    path.write_text(yaml.safe_dump({
+        "mailboxes": [{"name": user, "team": team, "host": "127.0.0.1", "port": dovecot.port, "security": "starttls",
+                       "username": user, "password_env": f"STACK_PW_{team}", "ca_file": str(dovecot.ca_file),
+                       "poll_seconds": 2} for user, team in STACK_MAILBOXES.items()],
+        "smtp": {"host": "127.0.0.1", "port": smtp.port, "security": "plain"},
+    }))
+    return path
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, trained_model: Path) -> Iterator[Stack]:
-    """The stack on a store of its own, migrated and seeded with the demo accounts as of today, as `make run`
-    leaves it, with a known signing secret so that tests can mint tokens."""
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, trained_model: Path,
+          dovecot: Dovecot, stack_smtp: SmtpServer) -> Iterator[Stack]:
+    """The stack on a store of its own, migrated and seeded with the demo accounts as of today and the demo
+    agents, as `make run` leaves it, with a known signing secret so that tests can mint tokens; its mailroom reads
+    the Dovecot mailboxes stack-ca and stack-us and sends through ``stack_smtp``."""
     var_dir = tmp_path_factory.mktemp(f"stack-{request.param}")
+    for user in STACK_MAILBOXES:
+        for sub in ("new", "cur"):
+            for path in (dovecot.maildir(user) / sub).iterdir():
+                path.unlink()
     with ExitStack() as cleanup:
         if request.param == "sqlite":
             url = f"sqlite:///{var_dir / 'billing.db'}"
@@ -38,13 +69,25 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         upgrade(url)
         engine = make_engine(url)
         seed(make_session_factory(engine), date.today())
+        with unit_of_work(make_session_factory(engine)) as session:
+            seed_demo_agents(session, var_dir)
         engine.dispose()
         env = stack_environment(
-            var_dir, database_url=url, BILLING_MODEL_PATH=str(trained_model), BILLING_AUTH_SECRET=TEST_SECRET
+            var_dir, database_url=url, BILLING_MODEL_PATH=str(trained_model), BILLING_AUTH_SECRET=TEST_SECRET,
+            BILLING_MAILROOM_CONFIG=str(_mailroom_config(var_dir, dovecot, stack_smtp)),
+            STACK_PW_CA=MAIL_USERS["stack-ca"], STACK_PW_US=MAIL_USERS["stack-us"],
         )
         running = Stack(env).start()
         yield running
         assert running.stop() == 0, "the stack did not stop cleanly on Ctrl-C"
+
+
+@pytest.fixture(scope="session")
+def demo_agents_of() -> Any:
+    """The demo agents of a stack (email, password, team, role, language), by team and language."""
+    def agents(stack: Stack) -> list[dict[str, str]]:
+        return demo_agents(stack.settings.var_dir)
+    return agents
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Fixtures of the mailroom tests: the triage context on a demo store, real Dovecot and SMTP servers."""
+"""Fixtures of the mailroom tests: the triage context on a demo store (Dovecot and SMTP: ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.db.engine import make_engine, make_session_factory
 from core.settings import Settings
 from mailroom.context import TriageContext
-from tests.conftest import TEST_SECRET, unavailable
-from tests.mailroom.servers import Dovecot, ServerUnavailable, SmtpServer
+from tests.conftest import MAIL_USERS as USERS  # noqa: F401 (the mailroom tests' name for them)
+from tests.conftest import TEST_SECRET
 
 DATA = Path(__file__).parent / "data"
 # Every test message with its expected triage (language, queue, automation, misroute, acknowledgement, inbox).
 EXPECTED: dict[str, dict[str, Any]] = yaml.safe_load((DATA / "expected.yml").read_text(encoding="utf-8"))
-USERS = {"billing-ca": "ca-secret-pw", "billing-us": "us-secret-pw"}
 
 
 @pytest.fixture(scope="session")
@@ -43,23 +42,6 @@ def context(base_context: TriageContext, demo_sessions: sessionmaker[Session]) -
     yield replace(base_context, session=session)
     session.rollback()
     session.close()
-
-
-@pytest.fixture(scope="session")
-def dovecot() -> Iterator[Dovecot]:
-    try:
-        server = Dovecot.start(USERS)
-    except ServerUnavailable as error:
-        unavailable("Dovecot", error)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from mailroom.outbox import FolderTransport, SmtpTransport, send_pending
 from mailroom.pipeline import report
 from mailroom.readers import PARALLEL_FROM, Readers, ToRead
 from mailroom.service import Processor, process_maildir
-from mailroom.store import SourceKey
+from mailroom.mail import SourceKey
 from tests.mailroom.conftest import DATA, EXPECTED
 from tests.mailroom.helpers import copy_of, counts, make_mail, outbox
 from tests.mailroom.servers import SmtpServer

@@ -25,6 +25,12 @@ def run_migrations() -> None:
     # also makes a second migrating process wait for the first instead of migrating the same store twice.
     engine = make_engine(str(url), batch_writer=True)
     with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # A table that SQLite must rebuild (batch mode) is dropped and created again: with foreign keys on,
+            # the DROP would first delete the rows that refer to it (a ticket's messages). Off for the migration,
+            # set on the driver's connection before the transaction begins (inside one SQLite ignores it), and
+            # checked once the migration is done.
+            connection.connection.connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[attr-defined]
         context.configure(
             connection=connection,
             target_metadata=Base.metadata,
@@ -37,6 +43,10 @@ def run_migrations() -> None:
                 # Several workers starting at once: the first migrates, the others wait, then find nothing to do.
                 connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             context.run_migrations()
+            if connection.dialect.name == "sqlite":
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"the migration left rows whose references are broken: {broken[:5]}")
     engine.dispose()
 
 

@@ -1,0 +1,104 @@
+"""One ``LiveHub`` per console process: it follows the activity feed (``core.activity``) in a thread of its own
+and hands each new event to the event streams open in that process (``console.live``).
+
+Every console replica follows the same feed, so an agent on one replica sees what a colleague did on another. On
+PostgreSQL the hub sleeps on LISTEN and wakes at each commit's NOTIFY; on SQLite it looks every ``POLL_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import select
+import threading
+import time
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.activity import CHANNEL, Event, events_after, latest_id
+
+logger = logging.getLogger(__name__)
+POLL_SECONDS = 0.2
+
+
+class LiveHub:
+    """Follows the activity feed and fans each event out to this process's open streams."""
+
+    def __init__(self, factory: sessionmaker[Session], dialect: str) -> None:
+        self._factory = factory
+        self._dialect = dialect
+        self._lock = threading.Lock()
+        self._subscribers: set[queue.SimpleQueue[Event]] = set()
+        self._thread: threading.Thread | None = None
+        self._last_id = 0
+        self._stop = threading.Event()
+
+    def subscribe(self) -> queue.SimpleQueue[Event]:
+        """A new stream's queue; the hub starts following the feed with the first one."""
+        events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        with self._lock:
+            self._subscribers.add(events)
+            if self._thread is None or not self._thread.is_alive():
+                with self._factory() as session:
+                    self._last_id = latest_id(session)
+                self._thread = threading.Thread(target=self._follow, name="live-hub", daemon=True)
+                self._thread.start()
+        return events
+
+    def unsubscribe(self, events: queue.SimpleQueue[Event]) -> None:
+        with self._lock:
+            self._subscribers.discard(events)
+
+    @property
+    def position(self) -> int:
+        """The id of the last event handed out."""
+        return self._last_id
+
+    def _follow(self) -> None:
+        checkout = self._listen() if self._dialect == "postgresql" else None
+        listener = checkout.dbapi_connection if checkout is not None else None
+        while not self._stop.is_set():
+            try:
+                self._deliver()
+            except Exception:  # the store went away for a moment: logged, and the hub goes on
+                logger.exception("live updates: reading the activity feed failed; trying again")
+                time.sleep(1.0)
+            if listener is not None:
+                try:
+                    ready, _, _ = select.select([listener], [], [], 2.0)
+                    if ready:
+                        listener.poll()
+                        listener.notifies.clear()
+                except Exception:
+                    logger.exception("live updates: LISTEN failed; looking every %.1f s instead", POLL_SECONDS)
+                    listener = None
+            else:
+                self._stop.wait(POLL_SECONDS)
+
+    def _listen(self) -> Any:
+        """A connection of the pool, kept checked out for good (the returned object holds it: were it dropped,
+        the pool would hand the connection to others, who would swallow the notifications), listening on the
+        feed's channel; None if it cannot be had."""
+        try:
+            engine = self._factory.kw["bind"]
+            checkout = engine.raw_connection()
+            raw = checkout.dbapi_connection
+            raw.set_isolation_level(0)  # autocommit: LISTEN takes effect at once
+            raw.cursor().execute(f"LISTEN {CHANNEL}")
+            return checkout
+        except Exception:
+            logger.exception("live updates: cannot LISTEN; looking every %.1f s instead", POLL_SECONDS)
+            return None
+
+    def _deliver(self) -> None:
+        with self._factory() as session:
+            events = events_after(session, self._last_id)
+        if not events:
+            return
+        self._last_id = events[-1].id
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for subscriber in subscribers:
+            for event in events:
+                subscriber.put(event)
