@@ -19,7 +19,7 @@ MODEL_INPUTS := config.yml domain.yml $(wildcard knowledge/*.yml) $(shell find b
                 bot/build.py bot/policies.py bot/slots.py $(wildcard bot/nlu/*.py) core/topics.py core/text.py \
                 core/language.py core/knowledge.py $(STAMP)
 
-.PHONY: run test setup install db db-quiet demo-users token triage mailroom-once tickets outbox agent-add demo-agents build train validate test-stories pytest bench lock clean shell lint
+.PHONY: run test setup install db db-quiet demo-users token triage mailroom-once tickets outbox agent-add demo-agents translations build train validate test-stories pytest bench lock clean shell lint
 
 run: setup
 	@$(PY) -m runner
@@ -76,6 +76,13 @@ agent-add: db-quiet
 # The demo agents `make run` creates on an empty store: one JSON object per line (email, password, team, role, language).
 demo-agents: db-quiet
 	@$(PY) -m console demo-agents
+
+# After changing a text of the console: extract its messages and merge them into the French catalog to translate.
+translations: install
+	@$(VENV)/bin/pybabel extract -F console/babel.cfg -k _ -k gettext -k ngettext:1,2 --no-location \
+	  --omit-header --sort-output -o console/translations/messages.pot .
+	@$(VENV)/bin/pybabel update -i console/translations/messages.pot -d console/translations --no-fuzzy-matching
+	@echo "translate the empty msgstr of console/translations/fr/LC_MESSAGES/messages.po"
 
 # Mail not (yet) sent: pending, in doubt, failed, suppressed, with errors. make -s outbox ARGS=--json (or --all)
 outbox: db-quiet

@@ -200,8 +200,12 @@ def merge(ticket_id: int) -> Any:
 @login_required
 def misroute(ticket_id: int) -> Any:
     if request.form.get("decision") == "confirm":
-        return _act(ticket_id, lambda: ticket_actions.confirm_misroute(db(), current_user, ticket_id, state().mailer),
-                    _("Forwarded to the other team; the customer is told where to write."))
+        try:
+            ticket_actions.confirm_misroute(db(), current_user, ticket_id, state().mailer)
+        except TicketError as error:
+            raise refuse(error, ticket_id) from None
+        flash(_("Forwarded to the other team; the customer is told where to write."), "info")
+        return redirect(url_for("queues.worklist"))  # the ticket is the other team's now
     if request.form.get("decision") == "reject":
         return _act(ticket_id, lambda: ticket_actions.reject_misroute(db(), current_user, ticket_id),
                     _("The ticket stays with this team."))
