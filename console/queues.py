@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, render_template, request
 from flask_login import current_user, login_required
 
-from console.state import db
+from console.state import db, state
 from core.db.models import PRIORITIES, TEAMS
 from core.knowledge import QUEUES
 from core.language import SUPPORTED_LANGUAGES
@@ -61,7 +61,7 @@ def _link(choice: TicketFilter, **changes: Any) -> str:
 
 def _context() -> dict[str, Any]:
     choice = filter_from_request()
-    work = load_worklist(db(), current_user, choice, _page())
+    work = load_worklist(db(), current_user, choice, _page(), team_counts_of=state().counts)
     return {"choice": choice, "work": work, "link": lambda **changes: _link(choice, **changes),
             "queues": QUEUES, "priorities": PRIORITIES, "statuses": STATUS_CHOICES, "channels": CHANNELS,
             "teams": current_user.visible_teams}

@@ -14,6 +14,7 @@ from typing import Any
 from flask import Flask, Response, current_app, g
 from sqlalchemy.orm import Session, sessionmaker
 
+from console.counts import CountsCache
 from console.hub import LiveHub
 from core.db.engine import make_engine, make_session_factory
 from core.db.migrate import upgrade
@@ -31,6 +32,7 @@ class ConsoleState:
     mailer: Mailer
     hub: LiveHub
     articles: dict[str, Article]
+    counts: CountsCache
 
     @classmethod
     def build(cls, settings: Settings) -> ConsoleState:
@@ -39,7 +41,7 @@ class ConsoleState:
         factory = make_session_factory(engine)
         articles = load_articles(settings.knowledge_dir)
         return cls(settings, factory, Suggester(articles), Mailer(settings, settings.signing_secret()),
-                   LiveHub(factory, engine.dialect.name), {a.id: a for a in articles})
+                   LiveHub(factory, engine.dialect.name), {a.id: a for a in articles}, CountsCache(factory))
 
 
 def state() -> ConsoleState:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import and_, desc, func, or_, select
+from sqlalchemy import and_, bindparam, desc, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.accounts import AccountSummary, account_summary
@@ -22,6 +23,7 @@ from core.audit import AuditEntry, trail_of_ticket
 from core.db.models import (
     ACTIVE_STATUSES,
     PRIORITIES,
+    TEAMS,
     TICKET_STATUSES,
     Account,
     Agent,
@@ -112,10 +114,18 @@ def _visible(agent: AgentView, team: str | None) -> tuple[str, ...]:
     return (team,) if team in teams else teams
 
 
+def is_active() -> Any:
+    """``status IN ('new', 'open', 'waiting')`` with the values written into the SQL (not bound), so that both
+    databases see it is the condition of the partial indexes on active tickets."""
+    return Ticket.status.in_(bindparam("active_statuses", list(ACTIVE_STATUSES), expanding=True, literal_execute=True))
+
+
 def _filtered(query: Any, agent: AgentView, choice: TicketFilter) -> Any:
-    query = query.where(Ticket.team.in_(_visible(agent, choice.team)))
+    teams = _visible(agent, choice.team)
+    if set(teams) != set(TEAMS):  # every team: no condition at all, and the all-teams index serves the order
+        query = query.where(Ticket.team.in_(teams))
     if choice.status == "active":
-        query = query.where(Ticket.status.in_(ACTIVE_STATUSES))
+        query = query.where(is_active())
     elif choice.status in TICKET_STATUSES:
         query = query.where(Ticket.status == choice.status)
     if choice.queue:
@@ -152,50 +162,63 @@ def _searched(query: Any, text: str) -> Any:
                            func.lower(Ticket.subject).like(pattern, escape="\\")))
 
 
-def worklist(session: Session, agent: AgentView, choice: TicketFilter, page: int = 1,
-             per_page: int = PER_PAGE) -> Worklist:
-    """The tickets of ``choice`` the agent may see: priority, then oldest first; a page of them."""
+def worklist(session: Session, agent: AgentView, choice: TicketFilter, page: int = 1, per_page: int = PER_PAGE,
+             team_counts_of: Callable[[tuple[str, ...]], dict[str, Counter[str]]] | None = None) -> Worklist:
+    """The tickets of ``choice`` the agent may see: priority, then oldest first; a page of them, and the counts
+    (``team_counts_of``: where the team-wide counts come from, a cache for instance; computed here by default)."""
     total = int(session.execute(_filtered(select(func.count(Ticket.id)), agent, choice)).scalar_one())
     pages = max(1, -(-total // per_page))
     page = min(max(page, 1), pages)
-    query = _filtered(
-        select(Ticket.id, Ticket.reference, Ticket.channel, Ticket.team, Ticket.queue, Ticket.priority,
-               Ticket.language, Ticket.status, Ticket.subject, Ticket.customer_email, Ticket.customer_name,
-               Agent.name.label("assignee"), Ticket.misroute, Ticket.created_at, Ticket.updated_at)
-        .outerjoin(Agent, Agent.id == Ticket.assignee_id), agent, choice,
-    ).order_by(Ticket.priority_rank, Ticket.created_at, Ticket.id).limit(per_page).offset((page - 1) * per_page)
+    order = (Ticket.priority_rank, Ticket.created_at, Ticket.id)
+    # The page's ids first, sorted from the worklist index alone; then only those rows are read whole.
+    ids = _filtered(select(Ticket.id), agent, choice).order_by(*order).limit(per_page).offset((page - 1) * per_page)
+    query = (select(Ticket.id, Ticket.reference, Ticket.channel, Ticket.team, Ticket.queue, Ticket.priority,
+                    Ticket.language, Ticket.status, Ticket.subject, Ticket.customer_email, Ticket.customer_name,
+                    Agent.name.label("assignee"), Ticket.misroute, Ticket.created_at, Ticket.updated_at)
+             .outerjoin(Agent, Agent.id == Ticket.assignee_id).where(Ticket.id.in_(ids.scalar_subquery()))
+             .order_by(*order))
     rows = [TicketRow(r.id, r.reference, r.channel, r.team, r.queue, r.priority, r.language, r.status, r.subject,
                       r.customer_email, r.customer_name, r.assignee, r.misroute, _aware(r.created_at),
                       _aware(r.updated_at)) for r in session.execute(query).all()]
-    return Worklist(rows, total, page, pages, counts(session, agent, choice.team))
+    teams = _visible(agent, choice.team)
+    found = {name: Counter(values) for name, values in
+             (team_counts_of(teams) if team_counts_of else team_counts(session, teams)).items()}
+    found["flags"]["mine"] = mine_count(session, agent.id)
+    return Worklist(rows, total, page, pages, found)
 
 
-def counts(session: Session, agent: AgentView, team: str | None = None) -> dict[str, Counter[str]]:
-    """What an agent steers by, over the teams they see: tickets per status; and of the active ones, per
-    queue, language, priority, channel, team, with a misroute to confirm, unassigned, and their own."""
-    teams = _visible(agent, team)
-    per_status: Counter[str] = Counter({status: 0 for status in TICKET_STATUSES})
-    for status, number in session.execute(select(Ticket.status, func.count()).where(Ticket.team.in_(teams))
-                                          .group_by(Ticket.status)).all():
-        per_status[str(status)] = int(number)
+def team_counts(session: Session, teams: tuple[str, ...]) -> dict[str, Counter[str]]:
+    """What agents steer by, over ``teams``: tickets per status; and of the active ones, per queue, language,
+    priority, channel and team, with a misroute to confirm, and unassigned. (The costly part of a worklist on a
+    large store: the console caches it a moment.)"""
     result: dict[str, Counter[str]] = {name: Counter() for name in
                                        ("queue", "language", "priority", "channel", "team", "flags")}
+    per_status: Counter[str] = Counter({status: 0 for status in TICKET_STATUSES})
+    # Grouped by team first: the order of the (team, status, ...) index, read without touching the table.
+    for _, status, number in session.execute(select(Ticket.team, Ticket.status, func.count())
+                                             .where(Ticket.team.in_(teams)).group_by(Ticket.team, Ticket.status)):
+        per_status[str(status)] += int(number)
+    per_status["active"] = sum(per_status[s] for s in ACTIVE_STATUSES)
     result["status"] = per_status
     active = (select(Ticket.queue, Ticket.language, Ticket.priority, Ticket.channel, Ticket.team,
-                     Ticket.misroute == "unsure", Ticket.assignee_id.is_(None), Ticket.assignee_id == agent.id,
-                     func.count())
-              .where(Ticket.team.in_(teams), Ticket.status.in_(ACTIVE_STATUSES))
+                     Ticket.misroute == "unsure", Ticket.assignee_id.is_(None), func.count())
+              .where(Ticket.team.in_(teams), is_active())
               .group_by(Ticket.queue, Ticket.language, Ticket.priority, Ticket.channel, Ticket.team,
-                        Ticket.misroute == "unsure", Ticket.assignee_id.is_(None), Ticket.assignee_id == agent.id))
-    for queue, language, priority, channel, team_of, unsure, unassigned, mine, number in session.execute(active):
+                        Ticket.misroute == "unsure", Ticket.assignee_id.is_(None)))
+    for queue, language, priority, channel, team_of, unsure, unassigned, number in session.execute(active):
         for name, value in (("queue", queue), ("language", language), ("priority", priority),
                             ("channel", channel), ("team", team_of)):
             result[name][str(value)] += int(number)
-        for flag, present in (("misroute", unsure), ("unassigned", unassigned), ("mine", mine)):
+        for flag, present in (("misroute", unsure), ("unassigned", unassigned)):
             if present:
                 result["flags"][flag] += int(number)
-    result["status"]["active"] = sum(per_status[s] for s in ACTIVE_STATUSES)
     return result
+
+
+def mine_count(session: Session, agent_id: int) -> int:
+    """How many active tickets the agent has (always current: cheap, by the assignee index)."""
+    return int(session.execute(select(func.count()).select_from(Ticket).where(
+        Ticket.assignee_id == agent_id, is_active())).scalar_one())
 
 
 def visible_ticket(session: Session, agent: AgentView, ticket_id: int) -> Any:

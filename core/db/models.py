@@ -213,6 +213,7 @@ class AccountRequest(Base):
 # waiting (on the customer), solved (answered; the customer may still reply), closed (done; merged ones too).
 TICKET_STATUSES = ("new", "open", "waiting", "solved", "closed")
 ACTIVE_STATUSES = ("new", "open", "waiting")
+ACTIVE_SQL = "status IN ('new', 'open', 'waiting')"
 # Priorities, most urgent first; ``priority_rank`` is the index, so that "priority then age" is an index order.
 PRIORITIES = ("urgent", "high", "normal")
 
@@ -229,7 +230,13 @@ class Ticket(Base):
 
     __tablename__ = "tickets"
     __table_args__ = (
-        sa.Index("ix_tickets_worklist", "team", "status", "priority_rank", "created_at"),
+        # Worklists, "priority then age" read in index order: active tickets of a team, of all teams, and any
+        # status of a team. The partial indexes serve the queries that spell ACTIVE_STATUSES literally.
+        sa.Index("ix_tickets_active_team", "team", "priority_rank", "created_at", "id",
+                 sqlite_where=sa.text(ACTIVE_SQL), postgresql_where=sa.text(ACTIVE_SQL)),
+        sa.Index("ix_tickets_active", "priority_rank", "created_at", "id",
+                 sqlite_where=sa.text(ACTIVE_SQL), postgresql_where=sa.text(ACTIVE_SQL)),
+        sa.Index("ix_tickets_worklist", "team", "status", "priority_rank", "created_at", "id"),
         sa.Index("ix_tickets_team_queue_status", "team", "queue", "status"),
     )
 

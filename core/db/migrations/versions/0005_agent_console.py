@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+ACTIVE = "status IN ('new', 'open', 'waiting')"  # core.db.models.ACTIVE_SQL, as it was when this was written
 revision = "0005"
 down_revision = "0004"
 branch_labels = None
@@ -80,7 +81,11 @@ def upgrade() -> None:
         batch_op.create_foreign_key("fk_tickets_merged_into_id_tickets", "tickets", ["merged_into_id"], ["id"],
                                     ondelete="SET NULL")
         batch_op.create_index("ix_tickets_assignee_id", ["assignee_id"])
-        batch_op.create_index("ix_tickets_worklist", ["team", "status", "priority_rank", "created_at"])
+        batch_op.create_index("ix_tickets_worklist", ["team", "status", "priority_rank", "created_at", "id"])
+        batch_op.create_index("ix_tickets_active_team", ["team", "priority_rank", "created_at", "id"],
+                              sqlite_where=sa.text(ACTIVE), postgresql_where=sa.text(ACTIVE))
+        batch_op.create_index("ix_tickets_active", ["priority_rank", "created_at", "id"],
+                              sqlite_where=sa.text(ACTIVE), postgresql_where=sa.text(ACTIVE))
         batch_op.create_index("ix_tickets_team_queue_status", ["team", "queue", "status"])
     tickets = sa.table("tickets", sa.column("status", sa.String), sa.column("priority", sa.String),
                        sa.column("priority_rank", sa.SmallInteger))
@@ -146,6 +151,8 @@ def downgrade() -> None:
                               existing_nullable=False)
     with op.batch_alter_table("tickets", schema=None) as batch_op:
         batch_op.drop_index("ix_tickets_team_queue_status")
+        batch_op.drop_index("ix_tickets_active")
+        batch_op.drop_index("ix_tickets_active_team")
         batch_op.drop_index("ix_tickets_worklist")
         batch_op.drop_index("ix_tickets_assignee_id")
         batch_op.drop_constraint("fk_tickets_merged_into_id_tickets", type_="foreignkey")
