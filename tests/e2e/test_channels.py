@@ -4,6 +4,7 @@ converses in both languages and passes message metadata."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import json
 import urllib.error
 import urllib.request
@@ -19,6 +20,26 @@ from tests.e2e.conftest import Responses
 
 pytestmark = pytest.mark.e2e
 
+
+
+def run_alone(coroutine: Any) -> Any:
+    """Run a coroutine to its end in a thread of its own: the session's browser (Playwright) keeps an event loop
+    running in the main thread, where asyncio.run() refuses to start another."""
+    results: list[Any] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(asyncio.run(coroutine))
+        except BaseException as error:  # handed to the test's thread
+            errors.append(error)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+    if errors:
+        raise errors[0]
+    return results[0]
 
 def post(url: str, body: bytes) -> tuple[int, Any]:
     request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
@@ -71,7 +92,7 @@ async def socketio_exchange(
     ("language", "message"), [("en", "which cards can I pay with?"), ("fr", "quelles cartes acceptez-vous")]
 )
 def test_the_socketio_channel_answers_in_the_customer_language(stack: Stack, language: str, message: str) -> None:
-    answer, question = asyncio.run(socketio_exchange(stack, f"sio-{language}", message, {}, replies=2))
+    answer, question = run_alone(socketio_exchange(stack, f"sio-{language}", message, {}, replies=2))
     article = next(a for a in load_articles(PROJECT_ROOT / "knowledge") if a.id == "payment_methods")
     assert answer["text"] == article.answer[language]
     assert [q["title"] for q in question["quick_replies"]] == (["Yes", "No"] if language == "en" else ["Oui", "Non"])
@@ -79,5 +100,5 @@ def test_the_socketio_channel_answers_in_the_customer_language(stack: Stack, lan
 
 @pytest.mark.parametrize("hint", ["en", "fr"])
 def test_socketio_metadata_carries_the_portal_language_hint(stack: Stack, responses: Responses, hint: str) -> None:
-    first = asyncio.run(socketio_exchange(stack, f"sio-hint-{hint}", "Visa?", {"language": hint}, replies=1))[0]
+    first = run_alone(socketio_exchange(stack, f"sio-hint-{hint}", "Visa?", {"language": hint}, replies=1))[0]
     assert responses.name_of(first["text"], hint) is not None
