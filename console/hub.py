@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.activity import CHANNEL, Event, events_after, latest_id
+from core.activity import CHANNEL, Event, Follower, latest_id
 
 logger = logging.getLogger(__name__)
 POLL_SECONDS = 0.2
@@ -31,7 +31,7 @@ class LiveHub:
         self._lock = threading.Lock()
         self._subscribers: set[queue.SimpleQueue[Event]] = set()
         self._thread: threading.Thread | None = None
-        self._last_id = 0
+        self._follower = Follower(0)
         self._stop = threading.Event()
 
     def subscribe(self) -> queue.SimpleQueue[Event]:
@@ -41,7 +41,7 @@ class LiveHub:
             self._subscribers.add(events)
             if self._thread is None or not self._thread.is_alive():
                 with self._factory() as session:
-                    self._last_id = latest_id(session)
+                    self._follower = Follower(latest_id(session))
                 self._thread = threading.Thread(target=self._follow, name="live-hub", daemon=True)
                 self._thread.start()
         return events
@@ -52,8 +52,8 @@ class LiveHub:
 
     @property
     def position(self) -> int:
-        """The id of the last event handed out."""
-        return self._last_id
+        """The highest id handed out (a late commit below it may still come)."""
+        return self._follower.last_id
 
     def _follow(self) -> None:
         checkout = self._listen() if self._dialect == "postgresql" else None
@@ -93,10 +93,9 @@ class LiveHub:
 
     def _deliver(self) -> None:
         with self._factory() as session:
-            events = events_after(session, self._last_id)
+            events = self._follower.read(session)
         if not events:
             return
-        self._last_id = events[-1].id
         with self._lock:
             subscribers = list(self._subscribers)
         for subscriber in subscribers:

@@ -44,11 +44,12 @@ def events() -> Response:
     def stream() -> Iterator[str]:
         try:
             yield "retry: 2000\n\n"
-            last = hub.position
+            last, replayed = hub.position, set[int]()
             if since.isdigit() and int(since) < last:
                 with factory() as session:  # what the browser missed while it was away
                     for event in events_after(session, int(since), REPLAY_LIMIT):
                         if event.id <= last and _visible(event, teams, supervisor):
+                            replayed.add(event.id)
                             yield _frame(event)
             while True:
                 try:
@@ -56,8 +57,8 @@ def events() -> Response:
                 except queue.Empty:
                     yield ": keep-alive\n\n"
                     continue
-                if event.id > last and _visible(event, teams, supervisor):
-                    last = event.id
+                # (the hub hands out late commits below ``last`` too: only what was replayed is skipped)
+                if event.id not in replayed and _visible(event, teams, supervisor):
                     yield _frame(event)
         finally:
             hub.unsubscribe(subscription)
