@@ -85,6 +85,11 @@ class Settings:
         secure_cookies: send cookies over HTTPS only (set it behind TLS; off for http://127.0.0.1).
         trusted_proxies: how many proxies in front (HAProxy) add X-Forwarded-For, to find the client's address.
         display_timezone: the zone dates are shown in to agents.
+        business_hours_file: when agents answer chats (time zone, weekly hours, holidays); the default is
+            ``core/data/business_hours.yml`` (America/Toronto, Monday to Friday 8:00 to 20:00).
+        chat_claim_seconds: how long a handed-off chat waits for an agent before the customer is offered an email
+            ticket instead.
+        widget_origins: the web origins whose pages may embed the chat widget ("*": any; or a comma-separated list).
     """
 
     var_dir: Path = field(default_factory=_default_var_dir)
@@ -117,6 +122,9 @@ class Settings:
     secure_cookies: bool = False
     trusted_proxies: int = 0
     display_timezone: str = "America/Toronto"
+    business_hours_file: Path = PROJECT_ROOT / "core" / "data" / "business_hours.yml"
+    chat_claim_seconds: int = 300
+    widget_origins: str = "*"
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -135,6 +143,8 @@ class Settings:
             raise ConfigurationError(f"{PREFIX}CONSOLE_SECRET: at least 32 characters are needed to sign sessions safely")
         if self.console_workers < 1 or self.console_threads < 1:
             raise ConfigurationError(f"{PREFIX}CONSOLE_WORKERS and {PREFIX}CONSOLE_THREADS: at least 1 each")
+        if self.chat_claim_seconds < 10:
+            raise ConfigurationError(f"{PREFIX}CHAT_CLAIM_SECONDS={self.chat_claim_seconds}: at least 10 seconds")
         if self.tracker_window < 20:
             raise ConfigurationError(
                 f"{PREFIX}TRACKER_WINDOW={self.tracker_window}: at least 20 events are needed to keep the rules' context"
@@ -166,6 +176,11 @@ class Settings:
     def team_address(self, team: str) -> str:
         """The billing inbox of a team ("CA" or "US")."""
         return self.ca_address if team == "CA" else self.us_address
+
+    @property
+    def rasa_url(self) -> str:
+        """Where the Rasa server answers (its REST channel is ``/webhooks/rest/webhook``)."""
+        return f"http://{self.rasa_host}:{self.rasa_port}"
 
     @property
     def action_endpoint(self) -> str:
@@ -208,6 +223,9 @@ class Settings:
             ("secure_cookies", _boolean),
             ("trusted_proxies", int),
             ("display_timezone", str),
+            ("business_hours_file", Path),
+            ("chat_claim_seconds", int),
+            ("widget_origins", str),
         ):
             raw = env.get(PREFIX + name.upper())
             if raw is None or raw == "":

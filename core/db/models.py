@@ -463,6 +463,54 @@ class ActivityEvent(Base):
     data = sa.Column(sa.JSON, nullable=False, default=dict)
 
 
+class Conversation(Base):
+    """A chat on the support site, owned by the chat hub (``core.chats``). ``owner`` says who answers the
+    customer: the bot, the team's queue (handed off, waiting for an agent), an agent (``agent_id``), or nobody
+    (closed). The browser proves it is the customer's with a random key whose SHA-256 is ``key_hash``;
+    ``sender_id`` names the conversation to Rasa. ``identity_token``: the Billing Portal token the page sent
+    (verified on every use, never trusted as stored)."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (sa.Index("ix_conversations_owner", "owner", "handed_off_at"),)
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    sender_id = sa.Column(sa.String(64), nullable=False, unique=True)
+    key_hash = sa.Column(sa.String(64), nullable=False, unique=True)
+    language = sa.Column(sa.String(2), nullable=False)
+    owner = sa.Column(sa.String(8), nullable=False, default="bot")
+    team = sa.Column(sa.String(2), nullable=False, default="CA")
+    agent_id = sa.Column(sa.Integer, sa.ForeignKey("agents.id", ondelete="SET NULL"), index=True)
+    ticket_id = sa.Column(sa.Integer, sa.ForeignKey("tickets.id", ondelete="SET NULL"), index=True)
+    identity_token = sa.Column(sa.Text)
+    portal_user_id = sa.Column(sa.Integer, sa.ForeignKey("portal_users.id", ondelete="SET NULL"))
+    reason = sa.Column(sa.String(32))
+    rating = sa.Column(sa.SmallInteger)
+    rating_comment = sa.Column(sa.Text)
+    created_at = sa.Column(sa.DateTime(timezone=True), nullable=False, default=utcnow)
+    updated_at = sa.Column(sa.DateTime(timezone=True), nullable=False, default=utcnow)
+    handed_off_at = sa.Column(sa.DateTime(timezone=True))
+    closed_at = sa.Column(sa.DateTime(timezone=True))
+
+
+class ChatMessage(Base):
+    """One message of a chat: the customer's (text with card data removed), the bot's (with its buttons), an
+    agent's (``agent_id``) or the hub's own notices (system). ``client_id``: the browser's id for a customer
+    message, so that a send retried after a network loss is stored once."""
+
+    __tablename__ = "chat_messages"
+    __table_args__ = (sa.UniqueConstraint("conversation_id", "client_id", name="uq_chat_messages_client"),)
+
+    id = sa.Column(sa.Integer, primary_key=True)
+    conversation_id = sa.Column(sa.Integer, sa.ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False,
+                                index=True)
+    sender = sa.Column(sa.String(8), nullable=False)
+    agent_id = sa.Column(sa.Integer, sa.ForeignKey("agents.id", ondelete="SET NULL"))
+    text = sa.Column(sa.Text, nullable=False, default="")
+    buttons = sa.Column(sa.JSON, nullable=False, default=list)
+    client_id = sa.Column(sa.String(64))
+    created_at = sa.Column(sa.DateTime(timezone=True), nullable=False, default=utcnow)
+
+
 class TicketPresence(Base):
     """Who has a ticket open right now, and whether they are writing a reply (until ``expires_at``, renewed by
     their page while it stays open)."""
