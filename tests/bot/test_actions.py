@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,15 @@ from sqlalchemy.orm import sessionmaker
 
 from bot.actions.clarify import ActionClarify
 from bot.actions.feedback import ActionRecordFeedback
-from bot.actions.handoff import ActionRequestHuman, ValidateHandoffForm
+from bot.actions.handoff import ActionRequestHuman, ActionStartHandoff, ValidateHandoffForm
 from bot.actions.services import Services
-from core.db.engine import make_engine, make_session_factory
-from core.db.models import Feedback, HandoffRequest
+from core import chats
+from core.agents import create_agent
+from core.db.engine import make_engine, make_session_factory, unit_of_work
+from core.db.models import AgentSession, Feedback, Ticket, TicketMessage
 from core.knowledge import Article
 from core.settings import Settings
+from tests.conftest import TEST_SECRET
 
 LANGUAGES = ["en", "fr"]
 
@@ -114,41 +118,125 @@ def test_the_handoff_form_rejects_what_is_not_an_email(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("history", "reason", "problem"),
+    ("history", "reason"),
     [
-        ([user("ma facture", "nlu_fallback"), user("je veux un agent", "human_handoff")], "customer_request", "ma facture"),
-        (
-            [user("gloubi", "nlu_fallback"), bot_action("action_clarify"), user("boulga", "nlu_fallback"),
-             bot_action("utter_offer_human"), user("oui", "affirm")],
-            "repeated_misunderstanding",
-            "boulga",
-        ),
-        (
-            [user("what cards", "faq_payment_methods"), bot_action("utter_faq_payment_methods"),
-             bot_action("utter_ask_helpful"), user("no", "deny"), bot_action("action_record_feedback"),
-             bot_action("utter_feedback_sorry"), bot_action("utter_offer_human"), user("yes", "affirm")],
-            "unhelpful_answer",
-            "what cards",
-        ),
+        ([user("ma facture", "nlu_fallback"), user("je veux un agent", "human_handoff")], "customer_request"),
+        ([user("je conteste un montant", "needs_agent"), bot_action("action_start_handoff")], "needs_person"),
+        ([user("gloubi", "nlu_fallback"), bot_action("action_clarify"), user("boulga", "nlu_fallback")],
+         "repeated_misunderstanding"),
     ],
 )
 @pytest.mark.parametrize("language", LANGUAGES)
-def test_a_handoff_request_is_recorded_with_its_reason_and_reference(
-    services: Services, sessions: sessionmaker, history: list[dict[str, Any]], reason: str, problem: str, language: str
+def test_an_email_ticket_holds_the_conversation_and_its_reference_is_given(
+    services: Services, sessions: sessionmaker, history: list[dict[str, Any]], reason: str, language: str
 ) -> None:
-    events = history + [bot_action("handoff_form"), user("client@exemple.ca", "nlu_fallback")]
-    tracker = make_tracker(events, language, contact_email="client@exemple.ca")
+    email = f"client-{uuid.uuid4().hex[:6]}@exemple.ca"
+    events = history + [bot_action("utter_offer_email_ticket"), user("oui", "affirm"), bot_action("handoff_form"),
+                        user(email, "nlu_fallback")]
+    tracker = make_tracker(events, language, contact_email=email, handoff_reason=reason)  # (action_start_handoff's)
     returned, [message] = run(ActionRequestHuman(services), tracker)
     assert returned == []
     with sessions() as session:
-        [row] = session.execute(
-            sa.select(HandoffRequest).where(HandoffRequest.conversation_id == tracker.sender_id)
-        ).scalars()
-    assert (row.reason, row.language, row.contact_email, row.status) == (reason, language, "client@exemple.ca", "open")
-    assert row.last_message == problem
+        [ticket] = session.execute(sa.select(Ticket).where(Ticket.customer_email == email)).scalars()
+        [mail] = session.execute(sa.select(TicketMessage).where(TicketMessage.ticket_id == ticket.id)).scalars()
+    assert (ticket.channel, ticket.language, ticket.team, ticket.status) == ("email", language, "CA", "new")
+    assert ticket.subject == chats.SUBJECTS[reason][language]
+    first = history[0]["text"]
+    assert mail.text.splitlines()[0] == f"{chats.SPEAKERS['customer'][language]}: {first}"
     assert (message["response"], message["reference"], message["contact_email"]) == (
-        "utter_handoff_recorded", row.reference, "client@exemple.ca"
+        "utter_handoff_recorded", ticket.reference, email
     )
+
+
+def hours_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / f"hours-{uuid.uuid4().hex[:6]}.yml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+OPEN = "timezone: America/Toronto\nhours: {monday: ['08:00', '20:00'], thursday: ['08:00', '20:00']}\n"
+THURSDAY_NOON = datetime(2026, 12, 3, 17, 0, tzinfo=timezone.utc)  # 12:00 in Toronto
+THURSDAY_NIGHT = datetime(2026, 12, 4, 3, 0, tzinfo=timezone.utc)  # 22:00 in Toronto
+
+
+def services_with_hours(sessions: sessionmaker, articles: dict[str, Article], path: Path) -> Services:
+    return Services(Settings(business_hours_file=path, auth_secret=TEST_SECRET), sessions, articles)
+
+
+def widget_tracker(sessions: sessionmaker, events: list[dict[str, Any]], language: str) -> tuple[Tracker, int]:
+    """A tracker of a conversation the chat hub holds (the support site's widget)."""
+    with unit_of_work(sessions) as session:
+        conversation, _ = chats.open_conversation(session, language)
+        chats.add_message(session, conversation, "customer", events[-1]["text"])
+        sender, conversation_id = str(conversation.sender_id), int(conversation.id)
+    tracker = make_tracker(events, language)
+    tracker.sender_id = sender
+    return tracker, conversation_id
+
+
+def sign_in_agent(sessions: sessionmaker, team: str) -> None:
+    with unit_of_work(sessions) as session:
+        agent, _ = create_agent(session, f"a-{uuid.uuid4().hex[:8]}@net2phone.ca", "Agent Test", team,
+                                password="correct horse battery staple")
+        session.flush()
+        session.add(AgentSession(id=uuid.uuid4().hex, agent_id=agent.id,
+                                 expires_at=datetime.now(timezone.utc) + timedelta(hours=1)))
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_request_only_a_person_can_settle_goes_to_the_teams_queue(
+    tmp_path: Path, sessions: sessionmaker, articles: dict[str, Article], language: str
+) -> None:
+    sign_in_agent(sessions, "CA")
+    services = services_with_hours(sessions, articles, hours_file(tmp_path, OPEN))
+    tracker, conversation_id = widget_tracker(sessions, [user("je conteste un montant", "needs_agent")], language)
+    events, messages = run(ActionStartHandoff(services, now=lambda: THURSDAY_NOON), tracker)
+    assert [m["response"] for m in messages] == ["utter_needs_person", "utter_agent_coming"]
+    assert messages[1]["wait"] >= 1
+    assert [(e["name"], e["value"]) for e in events] == [("handoff_reason", "needs_person"), ("agent_coming", True)]
+    with sessions() as session:
+        conversation = session.get(chats.Conversation, conversation_id)
+        ticket = session.get(Ticket, conversation.ticket_id)
+    assert (conversation.owner, conversation.reason, ticket.channel, ticket.language) ==         ("queue", "needs_person", "chat", language)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_outside_business_hours_an_email_ticket_is_offered(
+    tmp_path: Path, sessions: sessionmaker, articles: dict[str, Article], language: str
+) -> None:
+    sign_in_agent(sessions, "CA")
+    services = services_with_hours(sessions, articles, hours_file(tmp_path, OPEN))
+    tracker, conversation_id = widget_tracker(sessions, [user("je veux parler à un agent", "human_handoff")], language)
+    events, messages = run(ActionStartHandoff(services, now=lambda: THURSDAY_NIGHT), tracker)
+    assert [m["response"] for m in messages] == ["utter_agents_closed"]
+    assert messages[0]["opening"].lower().startswith("lundi" if language == "fr" else "monday")
+    assert events[-1]["name"] == "agent_coming" and events[-1]["value"] is False
+    with sessions() as session:
+        assert session.get(chats.Conversation, conversation_id).owner == "bot"
+
+
+def test_with_nobody_of_the_team_signed_in_an_email_ticket_is_offered(
+    tmp_path: Path, sessions: sessionmaker, articles: dict[str, Article]
+) -> None:
+    with unit_of_work(sessions) as session:
+        session.execute(sa.update(AgentSession).values(ended_at=datetime.now(timezone.utc)))
+    services = services_with_hours(sessions, articles, hours_file(tmp_path, OPEN))
+    tracker, conversation_id = widget_tracker(sessions, [user("I want a refund", "needs_agent")], "en")
+    events, messages = run(ActionStartHandoff(services, now=lambda: THURSDAY_NOON), tracker)
+    assert [m["response"] for m in messages] == ["utter_needs_person", "utter_agents_busy"]
+    assert events[-1]["value"] is False
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_conversation_outside_the_widget_is_offered_an_email_ticket(
+    tmp_path: Path, sessions: sessionmaker, articles: dict[str, Article], language: str
+) -> None:
+    sign_in_agent(sessions, "CA")
+    services = services_with_hours(sessions, articles, hours_file(tmp_path, OPEN))
+    tracker = make_tracker([user("I was charged twice", "needs_agent")], language)  # a REST conversation
+    events, messages = run(ActionStartHandoff(services, now=lambda: THURSDAY_NOON), tracker)
+    assert [m["response"] for m in messages] == ["utter_needs_person", "utter_no_live_chat"]
+    assert events[-1]["value"] is False
 
 
 @pytest.mark.parametrize("language", LANGUAGES)

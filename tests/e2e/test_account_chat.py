@@ -118,7 +118,9 @@ def test_french_for_ones_own_portal(chat: Chat, database: sa.engine.Engine) -> N
 def test_a_card_number_is_refused_and_never_stored_or_logged(
     chat: Chat, database: sa.engine.Engine, stack: Stack, language: str, message: str
 ) -> None:
-    assert chat.names(message, language, metadata=auth(PRIYA)) == ["utter_card_number_refused"]
+    # (then, over the REST channel where no agent can join, an email ticket is offered)
+    assert chat.names(message, language, metadata=auth(PRIYA)) == \
+        ["utter_card_number_refused", "utter_no_live_chat", "utter_offer_email_ticket"]
     with database.connect() as connection:
         stored = connection.execute(sa.text("SELECT data FROM events WHERE sender_id = :s"), {"s": chat.sender}).scalars().all()
     assert stored and not any(CARD.replace(" ", "") in row.replace(" ", "") for row in stored)

@@ -121,27 +121,32 @@ def test_an_unsure_answer_offers_the_two_likeliest_topics_as_buttons(
         ("fr", "quel temps fait-il à Montréal", "raconte-moi une blague", "oui s'il vous plaît", "c'est jean arobas exemple point ca"),
     ],
 )
-def test_two_misunderstandings_offer_an_agent_and_record_the_request(
+def test_two_misunderstandings_offer_an_email_ticket_with_the_conversation(
     chat: Chat, database: sa.engine.Engine, language: str, first: str, second: str, yes: str, not_an_email: str
 ) -> None:
+    # Over Rasa's own REST channel no agent can join (live chat is the support site's widget): email instead.
     assert chat.names(first, language) == ["utter_out_of_scope"]
-    assert chat.names(second, language) == ["utter_out_of_scope", "utter_offer_human"]
+    assert chat.names(second, language) == ["utter_out_of_scope", "utter_no_live_chat", "utter_offer_email_ticket"]
     assert chat.names(yes, language) == ["utter_ask_contact_email"]
     assert chat.names(not_an_email, language) == ["utter_invalid_email", "utter_ask_contact_email"]
     [confirmation] = chat.say("client.test@exemple.ca")
     assert chat.responses.name_of(confirmation["text"], language) == "utter_handoff_recorded"
     with database.connect() as connection:
-        row = connection.execute(
-            sa.text("SELECT reference, language, reason, contact_email FROM handoff_requests WHERE conversation_id = :c"),
-            {"c": chat.sender},
+        ticket = connection.execute(
+            sa.text("SELECT t.reference, t.channel, t.language, t.customer_email, m.text FROM tickets t "
+                    "JOIN ticket_messages m ON m.ticket_id = t.id WHERE t.customer_email = 'client.test@exemple.ca' "
+                    "AND m.text LIKE :first"), {"first": f"%{first}%"},
         ).one()
-    assert row.reference in confirmation["text"]
-    assert (row.language, row.reason, row.contact_email) == (language, "repeated_misunderstanding", "client.test@exemple.ca")
+    assert ticket.reference in confirmation["text"]
+    assert (ticket.channel, ticket.language) == ("email", language)
+    assert second in ticket.text, "the ticket holds the conversation"
 
 
-@pytest.mark.parametrize(("language", "ask", "cancel"), [("en", "I want to talk to a human", "no"), ("fr", "je veux parler à un agent", "non")])
-def test_asking_for_a_human_can_be_cancelled(chat: Chat, language: str, ask: str, cancel: str) -> None:
-    assert chat.names(ask, language) == ["utter_ask_contact_email"]
+@pytest.mark.parametrize(("language", "ask", "yes", "cancel"),
+                         [("en", "I want to talk to a human", "yes", "no"), ("fr", "je veux parler à un agent", "oui", "non")])
+def test_asking_for_a_human_can_be_cancelled(chat: Chat, language: str, ask: str, yes: str, cancel: str) -> None:
+    assert chat.names(ask, language) == ["utter_no_live_chat", "utter_offer_email_ticket"]
+    assert chat.names(yes, language) == ["utter_ask_contact_email"]
     assert chat.names(cancel, language) == ["utter_handoff_cancelled"]
 
 
