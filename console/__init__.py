@@ -1,7 +1,8 @@
-"""The agent console: billing agents work the email tickets (and, later, the chats handed to them) in the browser.
+"""The agent console: billing agents work the email tickets and the chats handed to them, in the browser.
 
 A Flask application built by ``create_app`` (the application factory), one blueprint per area: ``auth`` (sign-in,
-sessions, password, language), ``queues`` (worklists), ``tickets`` (a ticket and what agents do to it), ``admin``
+sessions, password, language), ``queues`` (worklists), ``tickets`` (a ticket and what agents do to it), ``chat``
+(what agents do in a handed-off chat), ``widget`` (the chat hub the support site's widget talks to), ``admin``
 (mail that needs a person, the audit trail) and ``live`` (server-sent events). Views are thin: they adapt the
 request, call the core (``core.tickets``, ``core.ticket_actions``...), and render a template that escapes
 everything. Sessions, CSRF, forms and translations come from Flask-Login, Flask-WTF and Flask-Babel.
@@ -16,7 +17,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from console import admin, auth, i18n, live, queues, security, state, tickets
+from console import admin, auth, chat, i18n, live, queues, security, state, tickets, widget
 from console.extensions import babel, csrf, login_manager
 from core.settings import Settings
 
@@ -52,6 +53,8 @@ def create_app(settings: Settings | None = None, config: dict[str, Any] | None =
     babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=lambda: settings.display_timezone)
     i18n.install_filters(app)
     security.install(app)
-    for blueprint in (auth.blueprint, queues.blueprint, tickets.blueprint, admin.blueprint, live.blueprint):
+    for blueprint in (auth.blueprint, queues.blueprint, tickets.blueprint, chat.blueprint, admin.blueprint,
+                      live.blueprint):
         app.register_blueprint(blueprint)
+    widget.install(app)
     return app

@@ -33,6 +33,7 @@ class ConsoleState:
     hub: LiveHub
     articles: dict[str, Article]
     counts: CountsCache
+    claim_watch: Any
 
     @classmethod
     def build(cls, settings: Settings) -> ConsoleState:
@@ -40,8 +41,10 @@ class ConsoleState:
         engine = make_engine(settings.database_url)
         factory = make_session_factory(engine)
         articles = load_articles(settings.knowledge_dir)
+        from console.widget import ClaimWatch  # (the widget's module reads this state: imported when built)
         return cls(settings, factory, Suggester(articles), Mailer(settings, settings.signing_secret()),
-                   LiveHub(factory, engine.dialect.name), {a.id: a for a in articles}, CountsCache(factory))
+                   LiveHub(factory, engine.dialect.name), {a.id: a for a in articles}, CountsCache(factory),
+                   ClaimWatch(factory, settings))
 
 
 def state() -> ConsoleState:

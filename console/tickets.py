@@ -20,8 +20,8 @@ from werkzeug.exceptions import HTTPException
 
 from console.i18n import language
 from console.state import db, state
-from core import ticket_actions
-from core.db.models import PRIORITIES, TICKET_STATUSES
+from core import chats, ticket_actions
+from core.db.models import PRIORITIES, TICKET_STATUSES, PortalUser
 from core.knowledge import QUEUES
 from core.language import SUPPORTED_LANGUAGES
 from core.tickets import (
@@ -68,14 +68,19 @@ def _detail(ticket_id: int) -> Any:
 def _page(ticket_id: int, status: int = 200, **extra: Any) -> tuple[str, int]:
     detail = _detail(ticket_id)
     ticket = detail.ticket
-    suggestions = state().suggester.suggest(latest_customer_text(detail.thread) or str(ticket.subject),
-                                            str(ticket.language))
+    chat = chats.of_ticket(db(), ticket_id) if ticket.channel == "chat" else None
+    chat_lines = chats.lines(db(), int(chat.id)) if chat is not None else []
+    customer_text = (chats.problem_text(db(), int(chat.id)) if chat is not None
+                     else latest_customer_text(detail.thread)) or str(ticket.subject)
+    suggestions = state().suggester.suggest(customer_text, str(ticket.language))
     article = state().articles.get(str(ticket.topic or ""))
     return render_template(
         "ticket.html", detail=detail, ticket=ticket, suggestions=suggestions,
         topic=article.title[language()] if article is not None else None,
         agents=agents_for(db(), str(ticket.team)), queues=QUEUES, priorities=PRIORITIES, statuses=TICKET_STATUSES,
-        languages=SUPPORTED_LANGUAGES, **extra,
+        languages=SUPPORTED_LANGUAGES, chat=chat, chat_lines=chat_lines,
+        chat_user=db().get(PortalUser, chat.portal_user_id) if chat is not None and chat.portal_user_id else None,
+        **extra,
     ), status
 
 

@@ -156,6 +156,8 @@ def main() -> int:
             f"  mailroom        {mailroom_where(settings)}\n"
             f"  agent console   http://{settings.console_host}:{settings.console_port}/  "
             f"(sign-ins of the demo agents: make -s demo-agents)\n"
+            f"  support page    http://{settings.console_host}:{settings.console_port}/support  "
+            f"(the chat widget; ?lang=fr in French)\n"
             f"try:  curl -s {rest} -d '{{\"sender\":\"me\",\"message\":\"quelles cartes acceptez-vous\"}}'\n"
             f"Ctrl-C stops everything.",
             flush=True,

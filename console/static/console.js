@@ -10,10 +10,11 @@
   const TEXT = {
     en: { created: "New ticket", changed: "Updated", someoneReplying: " is writing a reply to this ticket.",
           confirmSend: " is writing a reply to this ticket right now. Send yours anyway?",
-          claimed: "Another agent took this ticket." },
+          claimed: "Another agent took this ticket.", newChat: "New chat waiting", chatFailed: "Not sent: " },
     fr: { created: "Nouveau dossier", changed: "Mis à jour", someoneReplying: " rédige une réponse à ce dossier.",
           confirmSend: " rédige une réponse à ce dossier en ce moment. Envoyer la vôtre quand même?",
-          claimed: "Un autre agent a pris ce dossier." },
+          claimed: "Un autre agent a pris ce dossier.", newChat: "Nouveau clavardage en attente",
+          chatFailed: "Non envoyé : " },
   }[lang === "fr" ? "fr" : "en"];
 
   function announce(message) {
@@ -31,9 +32,30 @@
                         headers: { "X-CSRFToken": csrf(), "X-Requested-With": "fetch" } });
   }
 
-  function debounce(fn, ms) {
-    let timer = null;
-    return () => { clearTimeout(timer); timer = setTimeout(fn, ms); };
+  // Runs fn at once; calls that come while it runs are folded into one more run after it (never two at once,
+  // never a change left unseen).
+  function coalesce(fn) {
+    let running = false;
+    let again = false;
+    const run = async () => {
+      if (running) { again = true; return; }
+      running = true;
+      try { await fn(); } catch (error) { /* the next event tries again */ }
+      running = false;
+      if (again) { again = false; run(); }
+    };
+    return run;
+  }
+
+  // A chat handed to the agent's team: said in the page's live region, and as a desktop notification when the
+  // agent allowed them.
+  function notifyChat(event) {
+    const line = `${TEXT.newChat}: ${event.reference}`;
+    announce(line);
+    if (window.Notification && Notification.permission === "granted") new Notification(line);
+  }
+  if (window.Notification && Notification.permission === "default" && page !== "login") {
+    document.addEventListener("click", () => Notification.requestPermission(), { once: true });
   }
 
   function listen(handlers) {
@@ -47,7 +69,7 @@
 
   // --- Worklists: the list and its counts follow every change of the agent's teams' tickets. -----------------
   if (page === "worklist") {
-    const refresh = debounce(async () => {
+    const refresh = coalesce(async () => {
       const response = await fetch(body.dataset.rowsUrl, { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } });
       if (!response.ok) return;
       const parsed = new DOMParser().parseFromString(await response.text(), "text/html");
@@ -57,9 +79,12 @@
       document.querySelectorAll("#rows tr[data-ticket]").forEach((row) => {
         if (!before.has(row.dataset.ticket)) row.classList.add("fresh");
       });
-    }, 250);
+    });
     listen({
-      "ticket.created": (event) => { announce(`${TEXT.created}: ${event.reference}`); refresh(); },
+      "ticket.created": (event) => {
+        if (event.chat) notifyChat(event); else announce(`${TEXT.created}: ${event.reference}`);
+        refresh();
+      },
       "ticket.message": refresh,
       "ticket.changed": refresh,
     });
@@ -69,7 +94,7 @@
   if (page === "ticket") {
     const ticket = Number(body.dataset.ticket);
     const me = Number(body.dataset.me);
-    const text = document.getElementById("reply-text");
+    const text = document.getElementById("reply-text") || document.getElementById("chat-text");
     const warning = document.getElementById("collision-warning");
     let state = "viewing";
     let idle = null;
@@ -111,19 +136,77 @@
     };
     warn();
 
-    const refresh = debounce(async () => {
+    const refresh = coalesce(async () => {
       const response = await fetch(body.dataset.liveUrl, { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } });
       if (!response.ok) return;
       const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
       document.getElementById("live-parts").replaceChildren(...fresh.body.childNodes);
       warn();
-    }, 200);
+    });
     const mine = (event) => event.ticket === ticket;
-    listen({
+    const handlers = {
+      "ticket.created": (event) => { if (event.chat) notifyChat(event); },
       "ticket.message": (event) => { if (mine(event)) { announce(TEXT.changed); refresh(); } },
       "ticket.changed": (event) => { if (mine(event)) { if (event.agent !== me) announce(TEXT.changed); refresh(); } },
       "ticket.presence": (event) => { if (mine(event) && event.agent !== me) refresh(); },
-    });
+    };
+
+    // A chat: new lines appended as they come, the customer typing, the agent's messages sent without leaving.
+    const chat = document.getElementById("chat");
+    if (chat) {
+      const log = document.getElementById("chat-log");
+      const typingLine = document.getElementById("chat-typing");
+      const lastLine = () => Math.max(0, ...[...log.querySelectorAll("[data-id]")].map((line) => Number(line.dataset.id)));
+      const more = coalesce(async () => {
+        const response = await fetch(`${chat.dataset.linesUrl}?after=${lastLine()}`,
+                                     { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } });
+        if (!response.ok) return;
+        const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+        fresh.querySelectorAll("[data-id]").forEach((line) => {
+          if (!document.getElementById(line.id)) log.appendChild(document.adoptNode(line));
+        });
+        log.scrollTop = log.scrollHeight;
+      });
+      log.scrollTop = log.scrollHeight;
+      let hideTyping = null;
+      handlers["chat.message"] = (event) => { if (mine(event)) { typingLine.hidden = true; more(); } };
+      handlers["chat.typing"] = (event) => {
+        if (!mine(event) || event.sender !== "customer") return;
+        typingLine.hidden = !event.typing;
+        clearTimeout(hideTyping);
+        hideTyping = setTimeout(() => { typingLine.hidden = true; }, 6000);
+      };
+      handlers["chat.state"] = (event) => {
+        // Someone else took, handed back or ended the chat: the controls change with it.
+        if (mine(event) && event.agent !== me && event.owner !== chat.dataset.state) window.location.reload();
+      };
+      const chatForm = document.getElementById("chat-form");
+      const chatText = document.getElementById("chat-text");
+      if (chatForm) {
+        let told = 0;
+        chatText.addEventListener("input", () => {
+          if (chat.dataset.mine && Date.now() - told > 3000) { told = Date.now(); post(chat.dataset.typingUrl, { typing: "1" }); }
+        });
+        chatText.addEventListener("keydown", (key) => {
+          if (key.key === "Enter" && !key.shiftKey) { key.preventDefault(); chatForm.requestSubmit(); }
+        });
+        chatForm.addEventListener("submit", async (submitted) => {
+          submitted.preventDefault();
+          const message = chatText.value.trim();
+          if (!message) return;
+          const response = await post(chatForm.action, { text: message });
+          if (!response.ok) {
+            announce(TEXT.chatFailed + ((await response.json().catch(() => ({}))).error || response.status));
+            return;
+          }
+          chatText.value = "";
+          told = 0;
+          if (!chat.dataset.mine) { window.location.reload(); return; }  // writing took the chat: new controls
+          more();
+        });
+      }
+    }
+    listen(handlers);
 
     const form = document.getElementById("reply-form");
     if (form) {

@@ -20,6 +20,9 @@ from core.db.models import OutboxMail, Ticket
 from tests.console.conftest import PASSWORD, Agent, StaffAccount, csrf_of
 
 PUBLIC = {"auth.login", "auth.language", "static", "health"}
+# The support site's: the widget's files, the demo page, and the start of a conversation (which gives its key;
+# every other call of the widget needs that key).
+CUSTOMERS = {"widget.asset", "widget.support", "widget.start"}
 
 
 def routes(app: Flask) -> list[tuple[str, str, str]]:
@@ -36,7 +39,12 @@ def test_every_page_and_endpoint_refuses_an_anonymous_request(app: Flask) -> Non
     client = app.test_client()
     checked = 0
     for endpoint, method, url in routes(app):
-        if endpoint in PUBLIC:
+        if endpoint in PUBLIC | CUSTOMERS:
+            continue
+        if endpoint.startswith("widget."):  # a customer's call without the conversation's key
+            response = client.open(url, method=method, json={"text": "hello", "stars": 5, "typing": True})
+            assert response.status_code == 401 and response.json["error"] == "unknown_conversation", endpoint
+            checked += 1
             continue
         if method == "GET":
             response = client.get(url)
@@ -60,8 +68,8 @@ def test_every_state_change_without_the_csrf_token_is_refused(
     agent = signed_in(make_agent())
     ticket = make_ticket()
     for endpoint, method, url in routes(app):
-        if method != "POST":
-            continue
+        if method != "POST" or endpoint.startswith("widget."):
+            continue  # (the widget's calls use no cookie, only the conversation's key: nothing to forge)
         url = url.replace("/1/", f"/{ticket}/") if url.startswith("/tickets/") else url
         for token in (None, "forged-token"):
             data = {"text": "bonjour", "state": "viewing", "field": "status", "value": "open", "language": "fr"}
