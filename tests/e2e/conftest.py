@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from datetime import date
 from pathlib import Path
@@ -29,6 +29,12 @@ _counter = itertools.count()
 
 
 STACK_MAILBOXES = {"stack-ca": "CA", "stack-us": "US"}
+# The stack's business hours (``var_dir/business_hours.yml``): open at any hour, so that the tests of live chat
+# pass whenever they run; a test of the closed hours writes CLOSED there for its duration.
+ALWAYS_OPEN = "timezone: America/Toronto\nhours:\n" + "".join(
+    f"  {day}: ['00:00', '24:00']\n" for day in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
+                                                  "sunday"))
+CLOSED = "timezone: America/Toronto\nhours: {}\n"
 
 
 @pytest.fixture(scope="session")
@@ -72,8 +78,11 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         with unit_of_work(make_session_factory(engine)) as session:
             seed_demo_agents(session, var_dir)
         engine.dispose()
+        hours = var_dir / "business_hours.yml"
+        hours.write_text(ALWAYS_OPEN, encoding="utf-8")
         env = stack_environment(
             var_dir, database_url=url, BILLING_MODEL_PATH=str(trained_model), BILLING_AUTH_SECRET=TEST_SECRET,
+            BILLING_BUSINESS_HOURS_FILE=str(hours),
             BILLING_MAILROOM_CONFIG=str(_mailroom_config(var_dir, dovecot, stack_smtp)),
             STACK_PW_CA=MAIL_USERS["stack-ca"], STACK_PW_US=MAIL_USERS["stack-us"],
         )
@@ -88,6 +97,16 @@ def demo_agents_of() -> Any:
     def agents(stack: Stack) -> list[dict[str, str]]:
         return demo_agents(stack.settings.var_dir)
     return agents
+
+
+@pytest.fixture
+def agents(stack: Stack, demo_agents_of: Callable[[Stack], list[dict[str, str]]]) -> dict[str, dict[str, str]]:
+    """The stack's demo agents by a short name: ca_en, ca_fr, us, supervisor."""
+    found = {}
+    for agent in demo_agents_of(stack):
+        key = "supervisor" if agent["role"] == "supervisor" else ("us" if agent["team"] == "US" else f"ca_{agent['language']}")
+        found[key] = agent
+    return found
 
 
 @pytest.fixture

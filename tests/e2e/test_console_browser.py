@@ -46,16 +46,6 @@ def mail(sender: str, name: str, subject: str, body: str, to: str = "billing@net
 
 
 @pytest.fixture
-def agents(stack: Stack, demo_agents_of: Callable[[Stack], list[dict[str, str]]]) -> dict[str, dict[str, str]]:
-    """The stack's demo agents by a short name: ca_en, ca_fr, us, supervisor."""
-    found = {}
-    for agent in demo_agents_of(stack):
-        key = "supervisor" if agent["role"] == "supervisor" else ("us" if agent["team"] == "US" else f"ca_{agent['language']}")
-        found[key] = agent
-    return found
-
-
-@pytest.fixture
 def open_page(browser: Browser) -> Iterator[Callable[[], Page]]:
     contexts = []
 
