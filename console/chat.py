@@ -81,15 +81,20 @@ def close(ticket_id: int) -> Any:
                 _("The chat has ended; the customer may rate it."))
 
 
+def _chat(ticket_id: int) -> Any:
+    """The conversation of a ticket the agent may see (None: the ticket is no chat); refused otherwise."""
+    try:
+        visible_ticket(db(), current_user, ticket_id)
+    except TicketError as error:
+        raise refuse(error, ticket_id) from None
+    return chats.of_ticket(db(), ticket_id)
+
+
 @blueprint.post("/typing")
 @login_required
 def typing(ticket_id: int) -> Any:
     session = db()
-    try:
-        visible_ticket(session, current_user, ticket_id)
-    except TicketError as error:
-        raise refuse(error, ticket_id) from None
-    conversation = chats.of_ticket(session, ticket_id)
+    conversation = _chat(ticket_id)
     if conversation is not None and conversation.owner == "agent" and conversation.agent_id == current_user.id:
         chats.typing(session, conversation, "agent", request.form.get("typing") == "1", current_user)
     return jsonify({"ok": True})
@@ -100,11 +105,7 @@ def typing(ticket_id: int) -> Any:
 def lines(ticket_id: int) -> str:
     """The chat's lines after ``after`` (an HTML fragment), and its state, for the live page."""
     session = db()
-    try:
-        visible_ticket(session, current_user, ticket_id)
-    except TicketError as error:
-        raise refuse(error, ticket_id) from None
-    conversation = chats.of_ticket(session, ticket_id)
+    conversation = _chat(ticket_id)
     after = request.args.get("after", "0")
     found = chats.lines(session, int(conversation.id), int(after) if after.isdigit() else 0) if conversation else []
     return render_template("_chat_lines.html", lines=found, conversation=conversation)

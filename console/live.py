@@ -63,7 +63,12 @@ def events() -> Response:
         finally:
             hub.unsubscribe(subscription)
 
-    response = Response(stream(), mimetype="text/event-stream")
+    return event_stream(stream())
+
+
+def event_stream(frames: Iterator[str]) -> Response:
+    """A response that sends ``frames`` as they come (never cached, never buffered by a proxy)."""
+    response = Response(frames, mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Accel-Buffering"] = "no"
     return response

@@ -30,6 +30,7 @@ from flask import Blueprint, Flask, Response, jsonify, render_template, request,
 from sqlalchemy.orm import Session, sessionmaker
 
 from console.extensions import csrf
+from console.live import event_stream
 from console.state import db, state
 from core import chats
 from core.activity import Event
@@ -317,10 +318,7 @@ def events() -> Response:
         finally:
             hub.unsubscribe(subscription)
 
-    response = Response(stream(), mimetype="text/event-stream")
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Accel-Buffering"] = "no"
-    return response
+    return event_stream(stream())
 
 
 def _frame(kind: str, data: dict[str, Any], event_id: int | None = None) -> str:

@@ -118,7 +118,7 @@ class Settings:
     console_port: int = 5080
     console_secret: str = field(default="", repr=False)
     console_workers: int = 1
-    console_threads: int = 64
+    console_threads: int = 200
     secure_cookies: bool = False
     trusted_proxies: int = 0
     display_timezone: str = "America/Toronto"

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 import yaml
+from playwright.sync_api import Browser, Page
 
 from core.agents import demo_agents, seed_demo_agents
 from core.db.engine import make_engine, make_session_factory, unit_of_work
@@ -107,6 +108,21 @@ def agents(stack: Stack, demo_agents_of: Callable[[Stack], list[dict[str, str]]]
         key = "supervisor" if agent["role"] == "supervisor" else ("us" if agent["team"] == "US" else f"ca_{agent['language']}")
         found[key] = agent
     return found
+
+
+@pytest.fixture
+def open_page(browser: Browser) -> Iterator[Callable[[], Page]]:
+    contexts = []
+
+    def make() -> Page:
+        context = browser.new_context(viewport={"width": 1400, "height": 950})
+        contexts.append(context)
+        page = context.new_page()
+        page.on("dialog", lambda dialog: pytest.fail(f"a dialog opened: {dialog.message}"))
+        return page
+    yield make
+    for context in contexts:
+        context.close()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any
@@ -16,7 +16,7 @@ from typing import Any
 import imapclient
 import pytest
 import sqlalchemy as sa
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from core.db.models import InboundMail, Ticket
 from runner.harness import Stack
@@ -43,21 +43,6 @@ def mail(sender: str, name: str, subject: str, body: str, to: str = "billing@net
     else:
         message.set_content(body)
     return message.as_bytes(), message_id
-
-
-@pytest.fixture
-def open_page(browser: Browser) -> Iterator[Callable[[], Page]]:
-    contexts = []
-
-    def make() -> Page:
-        context = browser.new_context(viewport={"width": 1400, "height": 950})
-        contexts.append(context)
-        page = context.new_page()
-        page.on("dialog", lambda dialog: pytest.fail(f"a dialog opened: {dialog.message}"))
-        return page
-    yield make
-    for context in contexts:
-        context.close()
 
 
 def sign_in(page: Page, stack: Stack, agent: dict[str, str], language: str | None = "own") -> None:

@@ -8,11 +8,11 @@ widget and the console's chat pages in both languages go to var/test-artifacts/.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from core.db.models import Conversation
 from runner.harness import Stack
@@ -22,21 +22,6 @@ from tests.e2e.test_console_browser import WAIT, sign_in
 
 pytestmark = pytest.mark.e2e
 PRIYA = "priya.shah@mapleleafdental.ca"
-
-
-@pytest.fixture
-def context_page(browser: Browser) -> Iterator[Callable[[], Page]]:
-    contexts = []
-
-    def make() -> Page:
-        context = browser.new_context(viewport={"width": 1300, "height": 900})
-        contexts.append(context)
-        page = context.new_page()
-        page.on("dialog", lambda dialog: pytest.fail(f"a dialog opened: {dialog.message}"))
-        return page
-    yield make
-    for context in contexts:
-        context.close()
 
 
 def open_widget(page: Page, stack: Stack, lang: str, user: str | None = None) -> None:
@@ -66,10 +51,10 @@ def open_chat_ticket(page: Page, stack: Stack, said: str) -> None:
 
 
 def test_a_french_customer_is_helped_live_then_the_bot_takes_over_again(
-    stack: Stack, agents: dict[str, dict[str, str]], context_page: Callable[[], Page], responses: Responses,
+    stack: Stack, agents: dict[str, dict[str, str]], open_page: Callable[[], Page], responses: Responses,
 ) -> None:
     said = f"je conteste un montant sur ma facture ({uuid.uuid4().hex[:4]})"
-    agent, customer = context_page(), context_page()
+    agent, customer = open_page(), open_page()
     sign_in(agent, stack, agents["ca_fr"])
     agent.goto(f"{stack.console_url}/?status=active&channel=chat")
     open_widget(customer, stack, "fr")
@@ -109,10 +94,10 @@ def test_a_french_customer_is_helped_live_then_the_bot_takes_over_again(
 
 
 def test_an_english_portal_users_account_shows_and_the_ended_chat_is_rated(
-    stack: Stack, agents: dict[str, dict[str, str]], context_page: Callable[[], Page], database: sa.engine.Engine,
+    stack: Stack, agents: dict[str, dict[str, str]], open_page: Callable[[], Page], database: sa.engine.Engine,
 ) -> None:
     said = f"you charged us twice this month, I want a refund ({uuid.uuid4().hex[:4]})"
-    agent, customer = context_page(), context_page()
+    agent, customer = open_page(), open_page()
     sign_in(agent, stack, agents["ca_en"])
     agent.goto(f"{stack.console_url}/?status=active&channel=chat")
     customer.goto(f"{stack.console_url}/support?lang=en")
@@ -149,11 +134,11 @@ def test_an_english_portal_users_account_shows_and_the_ended_chat_is_rated(
 
 @pytest.mark.parametrize("lang", ["en", "fr"])
 def test_outside_business_hours_the_widget_offers_and_makes_an_email_ticket(
-    stack: Stack, context_page: Callable[[], Page], responses: Responses, lang: str,
+    stack: Stack, open_page: Callable[[], Page], responses: Responses, lang: str,
 ) -> None:
     stack.settings.business_hours_file.write_text(CLOSED, encoding="utf-8")
     try:
-        customer = context_page()
+        customer = open_page()
         open_widget(customer, stack, lang)
         write(customer, "I want to talk to a person" if lang == "en" else "je veux parler à un agent")
         offer = customer.locator(".bw-msg[data-from='bot']").last
