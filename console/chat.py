@@ -4,7 +4,7 @@ it; and the new lines of its log, which the ticket page fetches when the live st
 A chat is a ticket of channel ``chat`` (it shows in the same worklists as mail); the ticket page shows its log
 and these controls. Actions are POSTs with the session's CSRF token; from the page's script they answer JSON,
 from a plain form a redirect back to the ticket. Handing back commits first, then asks the bot to say it is back
-(``console.widget.bot_resumes``), so the bot speaks only once the agent has let go.
+(``console.bot_client.bot_resumes``), so the bot speaks only once the agent has let go.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from flask_login import current_user, login_required
 
 from console.state import db, state
 from console.tickets import refuse
-from console.widget import bot_resumes
+from console.bot_client import bot_resumes
 from core import chats
 from core.db.engine import unit_of_work
 from core.tickets import TicketError, visible_ticket

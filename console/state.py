@@ -14,6 +14,7 @@ from typing import Any
 from flask import Flask, Response, current_app, g
 from sqlalchemy.orm import Session, sessionmaker
 
+from console.bot_client import ClaimWatch
 from console.counts import CountsCache
 from console.hub import LiveHub
 from core.db.engine import make_engine, make_session_factory
@@ -33,7 +34,7 @@ class ConsoleState:
     hub: LiveHub
     articles: dict[str, Article]
     counts: CountsCache
-    claim_watch: Any
+    claim_watch: ClaimWatch
 
     @classmethod
     def build(cls, settings: Settings) -> ConsoleState:
@@ -41,7 +42,6 @@ class ConsoleState:
         engine = make_engine(settings.database_url)
         factory = make_session_factory(engine)
         articles = load_articles(settings.knowledge_dir)
-        from console.widget import ClaimWatch  # (the widget's module reads this state: imported when built)
         return cls(settings, factory, Suggester(articles), Mailer(settings, settings.signing_secret()),
                    LiveHub(factory, engine.dialect.name), {a.id: a for a in articles}, CountsCache(factory),
                    ClaimWatch(factory, settings))

@@ -9,8 +9,8 @@ its browser. The identity token of the Billing Portal is verified when the page 
 account data only for a conversation with a valid one.
 
 Routes: ``/widget/widget.js`` and ``widget.css`` (the one ``<script>`` tag a page embeds), ``/support`` (the demo
-support page), and the JSON API under ``/chat`` (see ``docs/chat.md``). A thread per console process gives back to
-the bot the chats nobody claimed within ``BILLING_CHAT_CLAIM_SECONDS``.
+support page), and the JSON API under ``/chat`` (see ``docs/chat.md``). The calls to Rasa, and the watch that
+gives back to the bot the chats nobody claimed within ``BILLING_CHAT_CLAIM_SECONDS``, are ``console.bot_client``'s.
 """
 
 from __future__ import annotations
@@ -18,17 +18,16 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import threading
 import time
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-import requests
 from flask import Blueprint, Flask, Response, jsonify, render_template, request, send_from_directory, url_for
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
+from console.bot_client import ask_bot
 from console.extensions import csrf
 from console.live import event_stream
 from console.state import db, state
@@ -38,19 +37,13 @@ from core.db.engine import unit_of_work
 from core.db.models import Conversation, PortalUser
 from core.demo import demo_users
 from core.errors import PermanentError
-from core.identity import TOKEN_METADATA_KEY, Identity, IdentityError, mint_token_for, verify_token
-from core.settings import Settings
+from core.identity import Identity, IdentityError, mint_token_for, verify_token
 
 logger = logging.getLogger(__name__)
 blueprint = Blueprint("widget", __name__)
 WIDGET_DIR = Path(__file__).parent / "static" / "widget"
-RASA_TIMEOUT_SECONDS = 30.0
 KEEPALIVE_SECONDS = 15.0
-SWEEP_SECONDS = 5.0
 MAX_CLIENT_ID = 64
-# What the hub sends Rasa to make the bot speak without the customer: back from an agent, or no agent came.
-HANDED_BACK = "/agent_handed_back"
-UNCLAIMED = "/agent_unavailable"
 
 
 class BadRequest(PermanentError):
@@ -324,83 +317,6 @@ def events() -> Response:
 def _frame(kind: str, data: dict[str, Any], event_id: int | None = None) -> str:
     head = f"id: {event_id}\n" if event_id is not None else ""
     return f"{head}event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
-
-
-# Rasa -----------------------------------------------------------------------------------------------------------
-
-def ask_bot(factory: sessionmaker[Session], settings: Settings, conversation_id: int, text: str) -> bool:
-    """Pass one message to Rasa's REST channel as the conversation's customer and store the replies; False when
-    Rasa could not be reached (the customer's message stays stored)."""
-    with factory() as session:
-        conversation = session.get(Conversation, conversation_id)
-        if conversation is None:
-            return False
-        sender, language, token = str(conversation.sender_id), str(conversation.language), conversation.identity_token
-    metadata: dict[str, Any] = {"language": language, "channel": "widget"}
-    if token:
-        metadata[TOKEN_METADATA_KEY] = token
-    try:
-        reply = requests.post(f"{settings.rasa_url}/webhooks/rest/webhook", timeout=RASA_TIMEOUT_SECONDS,
-                              json={"sender": sender, "message": text, "metadata": metadata})
-        reply.raise_for_status()
-        answers = reply.json()
-    except (requests.RequestException, ValueError) as error:
-        logger.error("chat %s: the assistant could not be reached (%s)", sender, type(error).__name__)
-        return False
-    with unit_of_work(factory) as session:
-        conversation = chats.lock(session, session.get(Conversation, conversation_id))
-        for answer in answers if isinstance(answers, list) else []:
-            buttons = [{"title": str(b.get("title", "")), "payload": str(b.get("payload", ""))}
-                       for b in answer.get("buttons") or [] if isinstance(b, dict)]
-            if answer.get("text") or buttons:
-                chats.add_message(session, conversation, "bot", str(answer.get("text") or ""), buttons=buttons)
-    return True
-
-
-def bot_resumes(factory: sessionmaker[Session], settings: Settings, conversation_id: int) -> None:
-    """After an agent handed the conversation back: the bot says so, in the customer's language."""
-    ask_bot(factory, settings, conversation_id, HANDED_BACK)
-
-
-class ClaimWatch:
-    """Gives back to the bot (which offers an email ticket) the chats nobody claimed in time; one per process,
-    several processes safely (``core.chats.give_back_unclaimed`` takes the conversation's row lock)."""
-
-    def __init__(self, factory: sessionmaker[Session], settings: Settings) -> None:
-        self._factory, self._settings = factory, settings
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="chat-claim-watch", daemon=True)
-                self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                self.sweep()
-            except Exception:  # the store went away for a moment: logged, and the watch goes on
-                logger.exception("chat: looking for unclaimed chats failed; trying again")
-            time.sleep(SWEEP_SECONDS)
-
-    def sweep(self) -> int:
-        """Give back every chat waiting longer than the claim time; returns how many."""
-        waited = timedelta(seconds=self._settings.chat_claim_seconds)
-        with self._factory() as session:
-            waiting = [int(c.id) for c in chats.unclaimed(session, waited)]
-        given = 0
-        for conversation_id in waiting:
-            with unit_of_work(self._factory) as session:
-                moved = chats.give_back_unclaimed(session, session.get(Conversation, conversation_id))
-            if moved:
-                given += 1
-                logger.info("chat %s: nobody claimed it in time; the bot offers an email ticket", conversation_id)
-                ask_bot(self._factory, self._settings, conversation_id, UNCLAIMED)
-        return given
 
 
 def install(app: Flask) -> None:
