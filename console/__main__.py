@@ -26,6 +26,7 @@ def serve(settings: Settings) -> int:
         str(gunicorn), "--bind", f"{settings.console_host}:{settings.console_port}",
         "--worker-class", "gthread", "--workers", str(settings.console_workers),
         "--threads", str(settings.console_threads), "--timeout", "60", "--graceful-timeout", "10",
+        "--keep-alive", "30",  # (a page and a widget call every few seconds: keep their connections open)
         "--access-logfile", "-", "--access-logformat", '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms',
         "--forwarded-allow-ips", "127.0.0.1" if settings.trusted_proxies else "",
         "console.wsgi:app",

@@ -2,7 +2,8 @@
 and hands each new event to the event streams open in that process (``console.live``).
 
 Every console replica follows the same feed, so an agent on one replica sees what a colleague did on another. On
-PostgreSQL the hub sleeps on LISTEN and wakes at each commit's NOTIFY; on SQLite it looks every ``POLL_SECONDS``.
+PostgreSQL the hub sleeps on LISTEN and wakes at each commit's NOTIFY; on SQLite it wakes at each commit of its own
+process (``ring``) and looks every ``POLL_SECONDS`` for the other processes' commits.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ class LiveHub:
         self._thread: threading.Thread | None = None
         self._follower = Follower(0)
         self._stop = threading.Event()
+        self._bell = threading.Event()
+
+    def ring(self) -> None:
+        """Something was committed in this process: look now (SQLite has no NOTIFY)."""
+        self._bell.set()
 
     def subscribe(self) -> queue.SimpleQueue[Event]:
         """A new stream's queue; the hub starts following the feed with the first one."""
@@ -74,7 +80,8 @@ class LiveHub:
                     logger.exception("live updates: LISTEN failed; looking every %.1f s instead", POLL_SECONDS)
                     listener = None
             else:
-                self._stop.wait(POLL_SECONDS)
+                self._bell.wait(POLL_SECONDS)  # (commits of other processes are seen at the next look)
+                self._bell.clear()
 
     def _listen(self) -> Any:
         """A connection of the pool, kept checked out for good (the returned object holds it: were it dropped,

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from console.bot_client import ClaimWatch
 from console.counts import CountsCache
 from console.hub import LiveHub
+from core.activity import on_commit
 from core.db.engine import make_engine, make_session_factory
 from core.db.migrate import upgrade
 from core.knowledge import Article, load_articles
@@ -42,8 +43,10 @@ class ConsoleState:
         engine = make_engine(settings.database_url)
         factory = make_session_factory(engine)
         articles = load_articles(settings.knowledge_dir)
+        hub = LiveHub(factory, engine.dialect.name)
+        on_commit(factory, hub.ring)
         return cls(settings, factory, Suggester(articles), Mailer(settings, settings.signing_secret()),
-                   LiveHub(factory, engine.dialect.name), {a.id: a for a in articles}, CountsCache(factory),
+                   hub, {a.id: a for a in articles}, CountsCache(factory),
                    ClaimWatch(factory, settings))
 
 

@@ -204,7 +204,8 @@ def history() -> Response:
 @blueprint.post("/chat/messages")
 def send() -> tuple[Response, int] | Response:
     """Store the customer's message; while the bot owns the conversation, pass it to Rasa and store the replies."""
-    _conversation(db())  # (an unknown key is told so before anything else)
+    with state().factory() as session:  # (an unknown key is told so first; no connection held during the call)
+        _conversation(session)
     body = _body()
     text, payload, client_id = body.get("text"), body.get("payload"), body.get("client_id")
     if not isinstance(text, str) or not text.strip():

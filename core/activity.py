@@ -22,12 +22,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session, sessionmaker
 
 from core.db.models import ActivityEvent
 
 CHANNEL = "billing_activity"
 KEEP = timedelta(days=2)
+_PUBLISHED = "billing_published"
 GAP_SECONDS = 120.0  # longer than any transaction that publishes runs
 MAX_GAPS = 2000
 
@@ -48,8 +50,20 @@ def publish(session: Session, kind: str, team: str | None, ticket_id: int | None
             agent_id: int | None = None, **data: Any) -> None:
     """Record an event in the caller's transaction (seen by readers once it commits)."""
     session.add(ActivityEvent(kind=kind, team=team, ticket_id=ticket_id, agent_id=agent_id, data=data))
+    session.info[_PUBLISHED] = True
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+
+
+def on_commit(factory: sessionmaker[Session], callback: Callable[[], None]) -> None:
+    """Call ``callback`` after each commit of a session of ``factory`` that published events: a reader in the
+    same process (the console's hub) looks at once instead of at its next look."""
+    def committed(session: Session) -> None:
+        if session.info.pop(_PUBLISHED, False):
+            callback()
+
+    sa_event.listen(factory, "after_commit", committed)
+    sa_event.listen(factory, "after_rollback", lambda session: session.info.pop(_PUBLISHED, None))
 
 
 def latest_id(session: Session) -> int:

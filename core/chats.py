@@ -32,7 +32,6 @@ from core.agents import AgentView
 from core.db.models import (
     Account,
     Agent,
-    AgentSession,
     ChatMessage,
     Conversation,
     PortalUser,
@@ -46,7 +45,7 @@ from core.identity import Identity
 from core.language import SUPPORTED_LANGUAGES
 from core.redaction import redact_card_data
 from core.references import TICKET_PREFIX, flush_with_reference
-from core.signin import IDLE
+from core.signin import signed_in_agents
 from core.tickets import TicketError, visible_ticket
 
 MAX_TEXT = 4000
@@ -213,12 +212,7 @@ def describe(session: Session, conversation: Any) -> dict[str, Any]:
 
 def agents_signed_in(session: Session, team: str, now: datetime | None = None) -> int:
     """How many active agents of ``team`` have a live console session."""
-    moment = now or datetime.now(timezone.utc)
-    rows = session.execute(select(Agent.id, Agent.teams).join(AgentSession, AgentSession.agent_id == Agent.id)
-                           .where(Agent.active.is_(True), AgentSession.ended_at.is_(None),
-                                  AgentSession.expires_at > moment, AgentSession.last_seen_at > moment - IDLE)
-                           .distinct()).all()
-    return sum(1 for _, teams in rows if team in str(teams).split(","))
+    return len(signed_in_agents(session, team, now))
 
 
 def expected_wait_minutes(session: Session, team: str, agents: int) -> int:

@@ -12,6 +12,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# Connections per process on PostgreSQL: kept open, and opened beyond when a busy console needs more (each of its
+# threads holds one for a request, briefly).
+POSTGRES_POOL_SIZE, POSTGRES_OVERFLOW = 10, 40
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -55,7 +58,7 @@ def make_engine(url: str, *, batch_writer: bool = False) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     else:
-        kwargs["pool_pre_ping"] = True
+        kwargs.update(pool_pre_ping=True, pool_size=POSTGRES_POOL_SIZE, max_overflow=POSTGRES_OVERFLOW)
     engine: Engine = sa.create_engine(parsed, **kwargs)
     if batch_writer and parsed.get_backend_name() == "sqlite":
         sa.event.listen(engine, "connect", _autocommit_driver)
