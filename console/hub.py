@@ -13,6 +13,7 @@ import queue
 import select
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,7 +31,9 @@ class LiveHub:
         self._factory = factory
         self._dialect = dialect
         self._lock = threading.Lock()
-        self._subscribers: set[queue.SimpleQueue[Event]] = set()
+        # Each stream's queue, and which events it wants (None: all): a widget's stream wants its conversation's
+        # only, so that an event wakes the one thread it concerns, not every open stream of the process.
+        self._subscribers: dict[queue.SimpleQueue[Event], Callable[[Event], bool] | None] = {}
         self._thread: threading.Thread | None = None
         self._follower = Follower(0)
         self._stop = threading.Event()
@@ -40,11 +43,12 @@ class LiveHub:
         """Something was committed in this process: look now (SQLite has no NOTIFY)."""
         self._bell.set()
 
-    def subscribe(self) -> queue.SimpleQueue[Event]:
-        """A new stream's queue; the hub starts following the feed with the first one."""
+    def subscribe(self, wants: Callable[[Event], bool] | None = None) -> queue.SimpleQueue[Event]:
+        """A new stream's queue (of the events ``wants``, or all); the hub starts following the feed with the first
+        one."""
         events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         with self._lock:
-            self._subscribers.add(events)
+            self._subscribers[events] = wants
             if self._thread is None or not self._thread.is_alive():
                 with self._factory() as session:
                     self._follower = Follower(latest_id(session))
@@ -54,7 +58,7 @@ class LiveHub:
 
     def unsubscribe(self, events: queue.SimpleQueue[Event]) -> None:
         with self._lock:
-            self._subscribers.discard(events)
+            self._subscribers.pop(events, None)
 
     @property
     def position(self) -> int:
@@ -104,7 +108,8 @@ class LiveHub:
         if not events:
             return
         with self._lock:
-            subscribers = list(self._subscribers)
-        for subscriber in subscribers:
+            subscribers = list(self._subscribers.items())
+        for subscriber, wants in subscribers:
             for event in events:
-                subscriber.put(event)
+                if wants is None or wants(event):
+                    subscriber.put(event)

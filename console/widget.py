@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import time
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -269,7 +268,7 @@ def events() -> Response:
     after = request.args.get("after", "0")
     last = int(after) if after.isdigit() else 0
     hub, factory = state().hub, state().factory
-    subscription = hub.subscribe()
+    subscription = hub.subscribe(lambda event: event.data.get("conversation") == conversation_id)
     session.close()
 
     def news(since: int) -> tuple[list[chats.Line], dict[str, Any]]:
@@ -283,23 +282,17 @@ def events() -> Response:
         try:
             yield "retry: 2000\n\n"
             state_seen: dict[str, Any] | None = None
-            looked = time.monotonic()
             while True:
                 try:
                     event: Event | None = subscription.get(timeout=KEEPALIVE_SECONDS)
                 except queue.Empty:
                     event = None
-                if event is not None and event.data.get("conversation") != conversation_id:
-                    if time.monotonic() - looked < KEEPALIVE_SECONDS:
-                        continue
-                    event = None  # (a busy hub: still look now and then, as below)
                 if event is not None and event.kind == "chat.typing":
                     if event.data.get("sender") == "agent":
                         yield _frame("typing", {"from": "agent", "agent": event.data.get("name"),
                                                 "typing": bool(event.data.get("typing"))})
                     continue
                 # A message or a change of owner; or, with nothing for a while, a look in case one was missed.
-                looked = time.monotonic()
                 found, described = news(last)
                 for line in found:
                     last = max(last, line.id)
