@@ -13,10 +13,9 @@ from core.activity import GAP_SECONDS, Follower, latest_id, prune, publish
 from core.db.models import ActivityEvent
 
 
-def test_an_event_committed_after_a_higher_id_is_still_read(sessions: sessionmaker[Session],
-                                                            database_url: str) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("SQLite serialises writers: its ids are committed in order (the gap case is tested below)")
+# PostgreSQL only: SQLite serialises writers, so its ids are committed in order (its gap case is tested below).
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_an_event_committed_after_a_higher_id_is_still_read(sessions: sessionmaker[Session]) -> None:
     with sessions() as session:
         follower = Follower(latest_id(session))
     slow, fast = sessions(), sessions()
@@ -34,9 +33,9 @@ def test_an_event_committed_after_a_higher_id_is_still_read(sessions: sessionmak
     fast.close()
 
 
-def test_a_gap_is_watched_then_given_up(sessions: sessionmaker[Session], database_url: str) -> None:
-    if database_url.startswith("postgresql"):
-        pytest.skip("explicit ids would leave the shared store's sequence behind (the late commit is tested above)")
+# SQLite only: explicit ids would leave the shared PostgreSQL store's sequence behind (its case is tested above).
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_gap_is_watched_then_given_up(sessions: sessionmaker[Session]) -> None:
     now = [1000.0]
     with sessions() as session:
         start = latest_id(session)
