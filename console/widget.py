@@ -19,11 +19,12 @@ import json
 import logging
 import queue
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, render_template, request, send_from_directory, url_for
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from console.bot_client import ask_bot
@@ -33,8 +34,7 @@ from console.state import db, state
 from core import chats
 from core.activity import Event
 from core.db.engine import unit_of_work
-from core.db.models import Conversation, PortalUser
-from core.demo import demo_users
+from core.db.models import Account, Conversation, PortalUser
 from core.errors import PermanentError
 from core.identity import Identity, IdentityError, mint_token_for, verify_token
 
@@ -114,10 +114,6 @@ def _identity(session: Session, token: object) -> Identity | None:
         return None
 
 
-def _language(value: object) -> str:
-    return "fr" if value == "fr" else "en"
-
-
 # The widget's assets and the demo page --------------------------------------------------------------------------
 
 @blueprint.get("/widget/<any('widget.js', 'widget.css'):name>")
@@ -145,13 +141,12 @@ PAGE_TEXT = {
 @blueprint.get("/support")
 def support() -> str:
     """The demo support page: the widget embedded as any site would, and a switch to chat as a demo user."""
-    lang = _language(request.args.get("lang"))
+    lang = chats.supported_language(request.args.get("lang"))
     session = db()
-    users = []
-    for row in demo_users(session, date.today()):
-        user = session.query(PortalUser).filter(PortalUser.email == row["email"]).one_or_none()
-        users.append({"email": row["email"], "name": str(user.name) if user else row["email"],
-                      "account": row["account"]})
+    users = [{"email": str(user.email), "name": str(user.name), "account": str(number)}
+             for user, number in session.execute(
+                 select(PortalUser, Account.number).join(Account, Account.id == PortalUser.account_id)
+                 .where(PortalUser.active.is_(True)).order_by(Account.number, PortalUser.id))]
     current = request.args.get("user") or None
     token, name = None, None
     if current and any(u["email"] == current for u in users):
@@ -178,7 +173,8 @@ def start() -> Response:
     conversation = chats.by_key(session, _key())
     key = _key()
     if conversation is None or (conversation.owner == "closed" and body.get("new")):
-        conversation, key = chats.open_conversation(session, _language(body.get("language")), identity, token)
+        language = chats.supported_language(body.get("language"))
+        conversation, key = chats.open_conversation(session, language, identity, token)
     else:
         conversation = chats.lock(session, conversation)
         if body.get("token") is not None or identity is None:

@@ -42,7 +42,7 @@ from core.db.models import (
 )
 from core.errors import PermanentError
 from core.identity import Identity
-from core.language import SUPPORTED_LANGUAGES
+from core.language import DEFAULT_LANGUAGE, SUPPORTED_LANGUAGES
 from core.redaction import redact_card_data
 from core.references import TICKET_PREFIX, flush_with_reference
 from core.signin import signed_in_agents
@@ -102,8 +102,9 @@ def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _language(language: str | None) -> str:
-    return language if language in SUPPORTED_LANGUAGES else "en"
+def supported_language(value: object) -> str:
+    """``value`` if it is a language the chat speaks, else the default one."""
+    return str(value) if value in SUPPORTED_LANGUAGES else DEFAULT_LANGUAGE
 
 
 def team_of_account(account_number: str | None) -> str:
@@ -116,7 +117,8 @@ def open_conversation(session: Session, language: str | None, identity: Identity
     """A new conversation (flushed) and the key its browser keeps (shown once, stored hashed)."""
     key = secrets.token_urlsafe(32)
     conversation = Conversation(
-        sender_id=f"chat-{uuid.uuid4().hex}", key_hash=_hash(key), language=_language(language), owner="bot",
+        sender_id=f"chat-{uuid.uuid4().hex}", key_hash=_hash(key), language=supported_language(language),
+        owner="bot",
         team=team_of_account(identity.account_number if identity else None),
     )
     session.add(conversation)
@@ -413,7 +415,7 @@ def email_ticket(session: Session, *, email: str, language: str, team: str, text
                  name: str | None = None, account_id: int | None = None) -> Any:
     """A ticket an agent answers by email (no agent could chat): the transcript as the customer's message, in
     the customer's language, in the mailroom's store. Returns the ticket (flushed)."""
-    language = _language(language)
+    language = supported_language(language)
     reason = reason if reason in REASONS else "customer_request"
     subject = SUBJECTS[reason][language]
     clean = redact_card_data(text).text
