@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -69,6 +68,7 @@ class ClaimWatch:
         self._factory, self._settings = factory, settings
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._stop = threading.Event()
 
     def start(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -78,13 +78,18 @@ class ClaimWatch:
                 self._thread = threading.Thread(target=self._run, name="chat-claim-watch", daemon=True)
                 self._thread.start()
 
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
     def _run(self) -> None:
-        while True:
+        while not self._stop.is_set():
             try:
                 self.sweep()
             except Exception:  # the store went away for a moment: logged, and the watch goes on
                 logger.exception("chat: looking for unclaimed chats failed; trying again")
-            time.sleep(SWEEP_SECONDS)
+            self._stop.wait(SWEEP_SECONDS)
 
     def sweep(self) -> int:
         """Give back every chat waiting longer than the claim time; returns how many."""

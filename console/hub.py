@@ -12,13 +12,12 @@ import logging
 import queue
 import select
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.activity import CHANNEL, Event, Follower, latest_id
+from core.activity import CHANNEL, Event, Follower
 
 logger = logging.getLogger(__name__)
 POLL_SECONDS = 0.2
@@ -51,10 +50,17 @@ class LiveHub:
             self._subscribers[events] = wants
             if self._thread is None or not self._thread.is_alive():
                 with self._factory() as session:
-                    self._follower = Follower(latest_id(session))
+                    self._follower = Follower.from_now(session)
                 self._thread = threading.Thread(target=self._follow, name="live-hub", daemon=True)
                 self._thread.start()
         return events
+
+    def stop(self) -> None:
+        """Stop following the feed (the open streams receive nothing more)."""
+        self._stop.set()
+        self._bell.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
 
     def unsubscribe(self, events: queue.SimpleQueue[Event]) -> None:
         with self._lock:
@@ -68,24 +74,28 @@ class LiveHub:
     def _follow(self) -> None:
         checkout = self._listen() if self._dialect == "postgresql" else None
         listener = checkout.dbapi_connection if checkout is not None else None
-        while not self._stop.is_set():
-            try:
-                self._deliver()
-            except Exception:  # the store went away for a moment: logged, and the hub goes on
-                logger.exception("live updates: reading the activity feed failed; trying again")
-                time.sleep(1.0)
-            if listener is not None:
+        try:
+            while not self._stop.is_set():
                 try:
-                    ready, _, _ = select.select([listener], [], [], 2.0)
-                    if ready:
-                        listener.poll()
-                        listener.notifies.clear()
-                except Exception:
-                    logger.exception("live updates: LISTEN failed; looking every %.1f s instead", POLL_SECONDS)
-                    listener = None
-            else:
-                self._bell.wait(POLL_SECONDS)  # (commits of other processes are seen at the next look)
-                self._bell.clear()
+                    self._deliver()
+                except Exception:  # the store went away for a moment: logged, and the hub goes on
+                    logger.exception("live updates: reading the activity feed failed; trying again")
+                    self._stop.wait(1.0)
+                if listener is not None:
+                    try:
+                        ready, _, _ = select.select([listener], [], [], 2.0)
+                        if ready:
+                            listener.poll()
+                            listener.notifies.clear()
+                    except Exception:
+                        logger.exception("live updates: LISTEN failed; looking every %.1f s instead", POLL_SECONDS)
+                        listener = None
+                else:
+                    self._bell.wait(POLL_SECONDS)  # (commits of other processes are seen at the next look)
+                    self._bell.clear()
+        finally:
+            if checkout is not None:
+                checkout.invalidate()  # (a LISTENing connection is not given back to the pool)
 
     def _listen(self) -> Any:
         """A connection of the pool, kept checked out for good (the returned object holds it: were it dropped,

@@ -3,7 +3,9 @@ the pages open right now.
 
 A stream passes on what its agent may see (their teams' events; a presence or claim says who, never what a
 customer wrote). A browser that lost its connection comes back with the id of the last event it saw
-(``Last-Event-ID``) and gets what it missed, from the feed, before the live ones.
+(``Last-Event-ID``) and gets what it missed, from the feed, before the live ones. A page opens its stream from
+where the feed stood before the page read what it shows (``since``, noted by ``note_position``): a ticket created
+between the page's reading and its stream's opening is not missed.
 """
 
 from __future__ import annotations
@@ -12,15 +14,23 @@ import json
 import queue
 from collections.abc import Iterator
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, g, request
 from flask_login import current_user, login_required
 
-from console.state import state
-from core.activity import Event, events_after
+from console.state import db, state
+from core.activity import Event, events_after, latest_id
 
 blueprint = Blueprint("live", __name__)
 KEEPALIVE_SECONDS = 15.0
 REPLAY_LIMIT = 500
+
+
+@blueprint.before_app_request
+def note_position() -> None:
+    """Before a page reads what it shows, note the feed's position (``g.events_since``) for its stream."""
+    if request.method == "GET" and request.endpoint not in (None, "static", "live.events") \
+            and not request.headers.get("X-Requested-With"):
+        g.events_since = latest_id(db())
 
 
 def _visible(event: Event, teams: tuple[str, ...], supervisor: bool) -> bool:

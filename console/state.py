@@ -49,6 +49,12 @@ class ConsoleState:
                    hub, {a.id: a for a in articles}, CountsCache(factory),
                    ClaimWatch(factory, settings))
 
+    def close(self) -> None:
+        """Stop the threads and release the store's connections (an application being discarded)."""
+        self.hub.stop()
+        self.claim_watch.stop()
+        self.factory.kw["bind"].dispose()
+
 
 def state() -> ConsoleState:
     """The current application's state."""

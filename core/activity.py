@@ -32,6 +32,7 @@ KEEP = timedelta(days=2)
 _PUBLISHED = "billing_published"
 GAP_SECONDS = 120.0  # longer than any transaction that publishes runs
 MAX_GAPS = 2000
+RECENT_IDS = 50  # how far below the newest id a new follower looks for ids not committed yet
 
 
 @dataclass(frozen=True)
@@ -83,10 +84,19 @@ def events_after(session: Session, last_id: int, limit: int = 500, also: Collect
 class Follower:
     """Reads the feed from a position on, each event once, including those committed after a higher id."""
 
-    def __init__(self, last_id: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, last_id: int, clock: Callable[[], float] = time.monotonic,
+                 awaited: Collection[int] = ()) -> None:
         self.last_id = last_id
         self._clock = clock
-        self._gaps: dict[int, float] = {}  # an id skipped over -> when it was first missed
+        self._gaps: dict[int, float] = dict.fromkeys(awaited, clock())  # an id skipped -> when it was first missed
+
+    @classmethod
+    def from_now(cls, session: Session, clock: Callable[[], float] = time.monotonic) -> Follower:
+        """A follower of what is committed from now on: after the newest event, and awaiting the ids just below
+        it that are not there (transactions that took them may not have committed yet)."""
+        newest = latest_id(session)
+        present = set(session.execute(select(ActivityEvent.id).where(ActivityEvent.id > newest - RECENT_IDS)).scalars())
+        return cls(newest, clock, [id_ for id_ in range(max(newest - RECENT_IDS, 0) + 1, newest) if id_ not in present])
 
     @property
     def gaps(self) -> frozenset[int]:

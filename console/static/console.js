@@ -60,7 +60,9 @@
 
   function listen(handlers) {
     if (!window.EventSource || page === "login") return;
-    const source = new EventSource("/events");
+    // From where the feed stood before the page was read: what changed in between comes first.
+    const since = body.dataset.eventsSince;
+    const source = new EventSource(/^\d+$/.test(since || "") ? `/events?since=${since}` : "/events");
     Object.entries(handlers).forEach(([kind, handler]) => {
       source.addEventListener(kind, (message) => handler(JSON.parse(message.data)));
     });

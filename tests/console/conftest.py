@@ -42,8 +42,10 @@ def console_settings(tmp_path: Path, database_url: str) -> Settings:
 
 
 @pytest.fixture
-def app(console_settings: Settings, factory: sessionmaker[Session]) -> Flask:
-    return create_app(console_settings, {"TESTING": True})
+def app(console_settings: Settings, factory: sessionmaker[Session]) -> Iterator[Flask]:
+    built = create_app(console_settings, {"TESTING": True})
+    yield built
+    built.extensions["billing"].close()  # its threads stop before the test's store is dropped
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ they see, and a page that lost its connection gets what it missed when it comes 
 from __future__ import annotations
 
 import json
+import re
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -70,3 +71,19 @@ def test_a_page_that_comes_back_gets_what_it_missed_then_the_live_ones(
     colleague.post(f"/tickets/{ticket}/claim")
     live = next(events)
     assert live["event"] == "ticket.changed" and live["id"] > missed[1]["id"]
+
+
+def test_a_page_streams_from_where_the_feed_stood_when_it_was_read(
+    make_agent: Callable[..., StaffAccount], signed_in: Callable[[StaffAccount], Agent],
+    make_ticket: Callable[..., int],
+) -> None:
+    watcher, colleague = signed_in(make_agent("CA")), signed_in(make_agent("CA"))
+    ticket = make_ticket()
+    page = watcher.client.get("/")
+    since = re.search(r'data-events-since="(\d+)"', page.get_data(as_text=True))
+    assert since is not None, "a page says where the feed stood when it was read"
+    # A colleague acts after the page was read and before its script opened the stream: the page would miss it.
+    colleague.post(f"/tickets/{ticket}/claim")
+    events = frames(watcher.client.get(f"/events?since={since.group(1)}", buffered=False))
+    event = next(events)
+    assert (event["event"], event["ticket"], event["agent"]) == ("ticket.changed", ticket, colleague.agent.id)

@@ -33,6 +33,23 @@ def test_an_event_committed_after_a_higher_id_is_still_read(sessions: sessionmak
     fast.close()
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_follower_started_now_awaits_the_lower_ids_not_yet_committed(sessions: sessionmaker[Session]) -> None:
+    slow, fast = sessions(), sessions()
+    publish(slow, "ticket.created", "CA", None, None, n="slow")
+    slow.flush()
+    publish(fast, "ticket.created", "CA", None, None, n="fast")
+    fast.commit()
+    with sessions() as session:
+        follower = Follower.from_now(session)  # (a console's hub starting while "slow" is still open)
+        assert follower.read(session) == []
+    slow.commit()
+    with sessions() as session:
+        assert [event.data["n"] for event in follower.read(session)] == ["slow"]
+    slow.close()
+    fast.close()
+
+
 # SQLite only: explicit ids would leave the shared PostgreSQL store's sequence behind (its case is tested above).
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_gap_is_watched_then_given_up(sessions: sessionmaker[Session]) -> None:
