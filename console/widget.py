@@ -97,8 +97,8 @@ def _key() -> str | None:
     return request.headers.get("X-Chat-Key") or request.args.get("key")
 
 
-def _conversation(session: Session) -> Any:
-    conversation = chats.by_key(session, _key())
+def _conversation(session: Session, *, locked: bool = False) -> Any:
+    conversation = chats.by_key(session, _key(), locked=locked)
     if conversation is None:
         raise UnknownConversation(_key() or "")
     return conversation
@@ -198,10 +198,31 @@ def history() -> Response:
 
 @blueprint.post("/chat/messages")
 def send() -> tuple[Response, int] | Response:
-    """Store the customer's message; while the bot owns the conversation, pass it to Rasa and store the replies."""
-    with state().factory() as session:  # (an unknown key is told so first; no connection held during the call)
-        _conversation(session)
-    body = _body()
+    """Store the customer's message; while the bot owns the conversation, pass it to Rasa and store the replies.
+    One transaction stores it (and answers, when a person or nobody owns the conversation); the call to Rasa runs
+    with no connection held."""
+    factory = state().factory
+    with unit_of_work(factory) as session:
+        conversation = _conversation(session, locked=True)  # (an unknown key is told so first)
+        text, payload, client_id = _message_fields(_body())
+        if conversation.owner == "closed":
+            raise chats.ChatError("this conversation has ended: start a new one")
+        message, new = chats.add_message_once(session, conversation, "customer", text, client_id=client_id)
+        first_id, owner, conversation_id = int(message.id), str(conversation.owner), int(conversation.id)
+        if owner != "bot" or not new:
+            return jsonify(_answer(session, conversation, first_id))
+    if ask_bot(factory, state().settings, conversation_id, payload or text):
+        with factory() as session:
+            return jsonify(_answer(session, session.get(Conversation, conversation_id), first_id))
+    with factory() as session:
+        answer = _answer(session, session.get(Conversation, conversation_id), first_id)
+    answer.update(error="bot_unavailable", message="The assistant cannot answer right now; your message is kept. "
+                  "Please try again in a moment.")
+    return jsonify(answer), 503
+
+
+def _message_fields(body: dict[str, Any]) -> tuple[str, str | None, str | None]:
+    """The text, button payload and client id of a customer's message, checked."""
     text, payload, client_id = body.get("text"), body.get("payload"), body.get("client_id")
     if not isinstance(text, str) or not text.strip():
         raise BadRequest('"text" is required: the customer\'s message')
@@ -211,27 +232,13 @@ def send() -> tuple[Response, int] | Response:
         raise BadRequest('"payload", when given, is a button\'s payload ("/intent...")')
     if client_id is not None and (not isinstance(client_id, str) or not 0 < len(client_id) <= MAX_CLIENT_ID):
         raise BadRequest(f'"client_id", when given, is a string of at most {MAX_CLIENT_ID} characters')
-    factory = state().factory
-    with unit_of_work(factory) as session:
-        conversation = _conversation(session)
-        conversation = chats.lock(session, conversation)
-        if conversation.owner == "closed":
-            raise chats.ChatError("this conversation has ended: start a new one")
-        known = client_id is not None and chats.by_client_id(session, conversation, client_id) is not None
-        message = chats.add_message(session, conversation, "customer", text.strip(), client_id=client_id)
-        first_id, owner, conversation_id = int(message.id), str(conversation.owner), int(conversation.id)
-    status = 200
-    if owner == "bot" and not known:
-        if not ask_bot(factory, state().settings, conversation_id, payload or text.strip()):
-            status = 503
-    with factory() as session:
-        conversation = session.get(Conversation, conversation_id)
-        answer = {"conversation": chats.describe(session, conversation),
-                  "messages": [line.as_json() for line in chats.lines(session, conversation_id, first_id - 1)]}
-    if status == 503:
-        answer.update(error="bot_unavailable", message="The assistant cannot answer right now; your message is kept. "
-                      "Please try again in a moment.")
-    return jsonify(answer), status
+    return text.strip(), payload, client_id
+
+
+def _answer(session: Session, conversation: Any, first_id: int) -> dict[str, Any]:
+    """The conversation and its lines from the message ``first_id`` on (the message sent and the replies)."""
+    return {"conversation": chats.describe(session, conversation),
+            "messages": [line.as_json() for line in chats.lines(session, int(conversation.id), first_id - 1)]}
 
 
 @blueprint.post("/chat/typing")
@@ -267,10 +274,10 @@ def events() -> Response:
     subscription = hub.subscribe(lambda event: event.data.get("conversation") == conversation_id)
     session.close()
 
-    def news(since: int) -> tuple[list[chats.Line], dict[str, Any]]:
+    def news(since: int, changed: bool) -> tuple[list[chats.Line], dict[str, Any] | None]:
         with factory() as reader:
             found = chats.lines(reader, conversation_id, since)
-            described = chats.describe(reader, reader.get(Conversation, conversation_id))
+            described = chats.describe(reader, reader.get(Conversation, conversation_id)) if changed else None
         return found, described
 
     def stream() -> Iterator[str]:
@@ -288,12 +295,13 @@ def events() -> Response:
                         yield _frame("typing", {"from": "agent", "agent": event.data.get("name"),
                                                 "typing": bool(event.data.get("typing"))})
                     continue
-                # A message or a change of owner; or, with nothing for a while, a look in case one was missed.
-                found, described = news(last)
+                # A message (its lines), a change of owner (the state too); or, with nothing for a while, a look at
+                # both in case something was missed.
+                found, described = news(last, state_seen is None or event is None or event.kind != "chat.message")
                 for line in found:
                     last = max(last, line.id)
                     yield _frame("message", line.as_json(), line.id)
-                if described != state_seen:
+                if described is not None and described != state_seen:
                     state_seen = described
                     yield _frame("state", described)
                 if event is None:

@@ -93,6 +93,12 @@ class Line:
     agent: str | None
     at: datetime
 
+    @classmethod
+    def of(cls, message: Any, agent_name: str | None) -> Line:
+        """The line of a stored ``ChatMessage`` (written by the agent named ``agent_name``, if by one)."""
+        return cls(int(message.id), str(message.sender), str(message.text), list(message.buttons or []), agent_name,
+                   _aware(message.created_at))
+
     def as_json(self) -> dict[str, Any]:
         return {"id": self.id, "from": self.sender, "text": self.text, "buttons": self.buttons,
                 "agent": self.agent, "at": self.at.isoformat()}
@@ -135,11 +141,14 @@ def identify(conversation: Any, identity: Identity | None, token: str | None) ->
         conversation.team = team_of_account(identity.account_number)
 
 
-def by_key(session: Session, key: str | None) -> Any:
-    """The conversation whose browser holds ``key``, or None."""
+def by_key(session: Session, key: str | None, *, locked: bool = False) -> Any:
+    """The conversation whose browser holds ``key``, or None; ``locked``: under a row lock, as ``lock`` takes."""
     if not key or len(key) > 200:
         return None
-    return session.execute(select(Conversation).where(Conversation.key_hash == _hash(key))).scalar_one_or_none()
+    query = select(Conversation).where(Conversation.key_hash == _hash(key))
+    if locked:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return session.execute(query).scalar_one_or_none()
 
 
 def by_sender(session: Session, sender_id: str) -> Any:
@@ -175,29 +184,42 @@ def add_message(session: Session, conversation: Any, sender: str, text: str, *, 
                 buttons: list[dict[str, str]] | None = None, client_id: str | None = None) -> Any:
     """Store a message (a customer's without its card data) and announce it; a customer message whose
     ``client_id`` is stored already is returned as it was (a retried send)."""
+    return add_message_once(session, conversation, sender, text, agent_id=agent_id, buttons=buttons,
+                            client_id=client_id)[0]
+
+
+def add_message_once(session: Session, conversation: Any, sender: str, text: str, *, agent_id: int | None = None,
+                     buttons: list[dict[str, str]] | None = None, client_id: str | None = None) -> tuple[Any, bool]:
+    """``add_message``, and whether the message is new (False: a retried send, stored before)."""
     if client_id is not None and (stored := by_client_id(session, conversation, client_id)) is not None:
-        return stored
+        return stored, False
     clean = redact_card_data(text).text if sender == "customer" else text
     message = ChatMessage(conversation_id=conversation.id, sender=sender, agent_id=agent_id, text=clean[:MAX_TEXT],
                           buttons=buttons or [], client_id=client_id)
-    try:
-        with session.begin_nested():
-            session.add(message)
-            session.flush()
-    except IntegrityError:  # the same send, retried, won the race
-        return by_client_id(session, conversation, str(client_id))
+    if client_id is None:
+        session.add(message)
+        session.flush()
+    else:
+        try:
+            with session.begin_nested():
+                session.add(message)
+                session.flush()
+        except IntegrityError:  # the same send, retried, won the race
+            return by_client_id(session, conversation, str(client_id)), False
     conversation.updated_at = utcnow()
     _publish(session, conversation, "chat.message", agent_id, sender=sender, message=int(message.id))
-    return message
+    return message, True
 
 
-def lines(session: Session, conversation_id: int, after: int = 0, limit: int = 500) -> list[Line]:
-    """The messages of a conversation after the id ``after``, oldest first."""
-    rows = session.execute(select(ChatMessage, Agent.name).outerjoin(Agent, Agent.id == ChatMessage.agent_id)
-                           .where(ChatMessage.conversation_id == conversation_id, ChatMessage.id > after)
-                           .order_by(ChatMessage.id).limit(limit)).all()
-    return [Line(int(m.id), str(m.sender), str(m.text), list(m.buttons or []), name, _aware(m.created_at))
-            for m, name in rows]
+def lines(session: Session, conversation_id: int, after: int = 0, limit: int = 500, upto: int | None = None
+          ) -> list[Line]:
+    """The messages of a conversation after the id ``after`` (up to ``upto``), oldest first."""
+    query = (select(ChatMessage, Agent.name).outerjoin(Agent, Agent.id == ChatMessage.agent_id)
+             .where(ChatMessage.conversation_id == conversation_id, ChatMessage.id > after))
+    if upto is not None:
+        query = query.where(ChatMessage.id <= upto)
+    rows = session.execute(query.order_by(ChatMessage.id).limit(limit)).all()
+    return [Line.of(message, name) for message, name in rows]
 
 
 def _aware(moment: datetime) -> datetime:
@@ -266,11 +288,13 @@ def hand_off(session: Session, conversation: Any, reason: str, now: datetime | N
 
 
 def _chat_of(session: Session, agent: AgentView, ticket_id: int) -> tuple[Any, Any]:
+    """The ticket the agent may see, and its conversation under a row lock."""
     ticket = visible_ticket(session, agent, ticket_id)
-    conversation = of_ticket(session, ticket_id)
+    conversation = session.execute(select(Conversation).where(Conversation.ticket_id == ticket_id).with_for_update()
+                                   .execution_options(populate_existing=True)).scalar_one_or_none()
     if conversation is None:
         raise TicketError("this ticket is not a chat")
-    return ticket, lock(session, conversation)
+    return ticket, conversation
 
 
 def _notice(session: Session, conversation: Any, kind: str, agent: AgentView) -> None:
