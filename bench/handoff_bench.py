@@ -134,21 +134,33 @@ class Agent:
 
     def _follow(self) -> None:
         for kind, data in events(self.stream):
-            if kind == "chat.message" and data.get("ticket") in self.tickets:
-                threading.Thread(target=self._more, args=(int(data["ticket"]),), daemon=True).start()
+            ticket = data.get("ticket")
+            # As console.js: a line the page shows already (the agent's own, from their send) is not fetched.
+            if kind == "chat.message" and ticket in self.tickets and int(data["message"]) > self.last[ticket]:
+                threading.Thread(target=self._more, args=(int(ticket),), daemon=True).start()
 
     def _more(self, ticket: int) -> None:
         with self.fetching[ticket]:  # as console.js: one fetch at a time per chat, none lost
-            page = self.http.get(f"{self.url}/tickets/{ticket}/chat/lines?after={self.last[ticket]}", timeout=30).text
-            for line_id, body in re.findall(r'data-id="(\d+)">(.*?)</article>', page, re.S):
-                self.last[ticket] = max(self.last[ticket], int(line_id))
-                for token in re.findall(r"C-\d+-\d+", body):
-                    self.clock.arrive(token)
+            self._show(ticket, self.http.get(f"{self.url}/tickets/{ticket}/chat/lines?after={self.last[ticket]}",
+                                             timeout=30, headers={"X-Requested-With": "fetch"}).text)
+
+    def _show(self, ticket: int, html: str) -> None:
+        for line_id, body in re.findall(r'data-id="(\d+)">(.*?)</article>', html, re.S):
+            if int(line_id) <= self.last[ticket]:
+                continue  # shown already (as console.js: each line once)
+            self.last[ticket] = int(line_id)
+            for token in re.findall(r"C-\d+-\d+", body):
+                self.clock.arrive(token)
 
     def act(self, ticket: int, action: str, **fields: str) -> None:
+        if action == "say":  # as console.js: the page says which line it shows last, and gets the rest back
+            fields["after"] = str(self.last[ticket])
         answer = post(self.http, f"{self.url}/tickets/{ticket}/chat/{action}",
                       data={**fields, "csrf_token": self.csrf}, headers={"X-Requested-With": "fetch"})
         assert answer.status_code == 200, answer.text
+        if "lines" in answer.json():
+            with self.fetching[ticket]:
+                self._show(ticket, answer.json()["lines"])
 
 
 class Customer:

@@ -20,7 +20,7 @@ from console.state import db, state
 from console.tickets import refuse
 from console.bot_client import bot_resumes
 from core import chats
-from core.db.engine import unit_of_work
+from core.db.models import Conversation
 from core.tickets import TicketError, visible_ticket
 
 blueprint = Blueprint("chat", __name__, url_prefix="/tickets/<int:ticket_id>/chat")
@@ -30,18 +30,21 @@ def _fetch() -> bool:
     return request.headers.get("X-Requested-With") == "fetch"
 
 
-def _act(ticket_id: int, action: Callable[[Any], Any], done: str) -> Any:
-    """Run ``action(session)`` in a transaction of its own (committed before the answer and before any call
-    to the bot)."""
+def _act(ticket_id: int, action: Callable[[Any], Any], done: str, shown: Callable[[], dict[str, Any]] | None = None
+         ) -> Any:
+    """Run ``action(session)`` and commit (before the answer and before any call to the bot); the page's script
+    gets ``shown()`` too in the answer."""
+    session = db()  # (the request's session: the agent was read with it, one connection serves both)
     try:
-        with unit_of_work(state().factory) as session:
-            action(session)
+        action(session)
+        session.commit()
     except TicketError as error:
+        session.rollback()
         if _fetch():
             return jsonify({"error": str(error)}), 409
         raise refuse(error, ticket_id) from None
     if _fetch():
-        return jsonify({"ok": True, "message": done})
+        return jsonify({"ok": True, "message": done, **(shown() if shown else {})})
     flash(done, "info")
     return redirect(url_for("tickets.show", ticket_id=ticket_id))
 
@@ -56,8 +59,22 @@ def claim(ticket_id: int) -> Any:
 @blueprint.post("/say")
 @login_required
 def say(ticket_id: int) -> Any:
-    text = request.form.get("text", "")
-    return _act(ticket_id, lambda session: chats.say(session, current_user, ticket_id, text), _("Sent."))
+    """The agent's message. The page's script gets the chat's lines after ``after`` (the last it shows) up to this
+    one in the answer, and fetches none for it: the conversation's lock orders its messages, so none that came
+    before is left out."""
+    text, after = request.form.get("text", ""), request.form.get("after", "")
+    sent: list[Any] = []
+
+    def act(session: Any) -> None:
+        message = chats.say(session, current_user, ticket_id, text)
+        conversation = session.get(Conversation, message.conversation_id)  # (locked by ``say``: no query)
+        since = int(after) if after.isdigit() else int(message.id) - 1
+        sent[:] = [conversation, chats.lines(session, int(conversation.id), since, upto=int(message.id))]
+
+    def shown() -> dict[str, Any]:
+        return {"lines": render_template("_chat_lines.html", conversation=sent[0], lines=sent[1])}
+
+    return _act(ticket_id, act, _("Sent."), shown)
 
 
 @blueprint.post("/hand-back")

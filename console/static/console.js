@@ -159,19 +159,25 @@
       const log = document.getElementById("chat-log");
       const typingLine = document.getElementById("chat-typing");
       const lastLine = () => Math.max(0, ...[...log.querySelectorAll("[data-id]")].map((line) => Number(line.dataset.id)));
-      const more = coalesce(async () => {
-        const response = await fetch(`${chat.dataset.linesUrl}?after=${lastLine()}`,
-                                     { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } });
-        if (!response.ok) return;
-        const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+      const append = (html) => {  // lines rendered by the server (escaped there), each once
+        const fresh = new DOMParser().parseFromString(html, "text/html");
         fresh.querySelectorAll("[data-id]").forEach((line) => {
           if (!document.getElementById(line.id)) log.appendChild(document.adoptNode(line));
         });
         log.scrollTop = log.scrollHeight;
+      };
+      const more = coalesce(async () => {
+        const response = await fetch(`${chat.dataset.linesUrl}?after=${lastLine()}`,
+                                     { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } });
+        if (response.ok) append(await response.text());
       });
       log.scrollTop = log.scrollHeight;
       let hideTyping = null;
-      handlers["chat.message"] = (event) => { if (mine(event)) { typingLine.hidden = true; more(); } };
+      handlers["chat.message"] = (event) => {
+        if (!mine(event)) return;
+        typingLine.hidden = true;
+        if (!(event.message <= lastLine())) more();  // (the agent's own message is on the page already)
+      };
       handlers["chat.typing"] = (event) => {
         if (!mine(event) || event.sender !== "customer") return;
         typingLine.hidden = !event.typing;
@@ -196,7 +202,7 @@
           submitted.preventDefault();
           const message = chatText.value.trim();
           if (!message) return;
-          const response = await post(chatForm.action, { text: message });
+          const response = await post(chatForm.action, { text: message, after: lastLine() });
           if (!response.ok) {
             announce(TEXT.chatFailed + ((await response.json().catch(() => ({}))).error || response.status));
             return;
@@ -204,7 +210,7 @@
           chatText.value = "";
           told = 0;
           if (!chat.dataset.mine) { window.location.reload(); return; }  // writing took the chat: new controls
-          more();
+          append((await response.json()).lines || "");  // (with the lines before it the page lacked)
         });
       }
     }
