@@ -3,9 +3,9 @@ right now, in every process that serves them.
 
 A change writes its event in its own transaction (``publish``): an event exists if and only if its change was
 committed, whichever process made it (the mailroom, a console replica, the chat hub). Readers follow the table in
-order of ``id`` (``Follower``); on PostgreSQL the commit also sends a NOTIFY on ``CHANNEL``, so that a reader
-wakes at once instead of at its next look. Events are a feed, not a record: ``prune`` drops old ones (the audit
-trail is ``core.audit``'s).
+order of ``id`` (``Follower``); on PostgreSQL the commit also sends a NOTIFY on ``CHANNEL`` (a trigger on the
+table, migration 0007), so that a reader wakes at once instead of at its next look. Events are a feed, not a
+record: ``prune`` drops old ones (the audit trail is ``core.audit``'s).
 
 Ids are not committed in their order on PostgreSQL: a transaction that took id 7 may commit after another took and
 committed id 8. A reader that only asks for ids above the last it saw would miss 7 for good, so a ``Follower`` keeps
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, text
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -51,9 +51,7 @@ def publish(session: Session, kind: str, team: str | None, ticket_id: int | None
             agent_id: int | None = None, **data: Any) -> None:
     """Record an event in the caller's transaction (seen by readers once it commits)."""
     session.add(ActivityEvent(kind=kind, team=team, ticket_id=ticket_id, agent_id=agent_id, data=data))
-    session.info[_PUBLISHED] = True
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+    session.info[_PUBLISHED] = True  # (on PostgreSQL the table's trigger sends the NOTIFY: migration 0007)
 
 
 def on_commit(factory: sessionmaker[Session], callback: Callable[[], None]) -> None:

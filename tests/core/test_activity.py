@@ -4,12 +4,14 @@ pruning keeps the newest event."""
 
 from __future__ import annotations
 
+import select
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.activity import GAP_SECONDS, Follower, latest_id, prune, publish
+from core.activity import CHANNEL, GAP_SECONDS, Follower, latest_id, prune, publish
 from core.db.models import ActivityEvent
 
 
@@ -48,6 +50,28 @@ def test_a_follower_started_now_awaits_the_lower_ids_not_yet_committed(sessions:
         assert [event.data["n"] for event in follower.read(session)] == ["slow"]
     slow.close()
     fast.close()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_listener_is_told_when_events_are_committed_not_before(sessions: sessionmaker[Session]) -> None:
+    listening = sessions.kw["bind"].raw_connection()
+    try:
+        listening.set_isolation_level(0)  # (autocommit: LISTEN takes effect at once)
+        listening.cursor().execute(f"LISTEN {CHANNEL}")
+        writer = sessions()
+        publish(writer, "ticket.created", "CA", None, None)
+        writer.flush()
+        listening.poll()
+        assert listening.notifies == []  # (uncommitted: nobody may read it yet)
+        writer.commit()
+        writer.close()
+        deadline = time.monotonic() + 10
+        while not listening.notifies and time.monotonic() < deadline:
+            select.select([listening.connection], [], [], 1.0)
+            listening.poll()
+        assert [note.channel for note in listening.notifies] == [CHANNEL]
+    finally:
+        listening.close()
 
 
 # SQLite only: explicit ids would leave the shared PostgreSQL store's sequence behind (its case is tested above).
