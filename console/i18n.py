@@ -85,8 +85,19 @@ def _size(size: int) -> str:
     return f"{value:.0f} {units[unit]}" if unit == 0 else f"{value:.1f} {units[unit]}".replace(".", "," if language() == "fr" else ".")
 
 
+_LABELS: dict[str, dict[str, dict[str, str]]] = {}
+
+
 def labels() -> dict[str, dict[str, str]]:
-    """What agents read for each stored value, in the page's language."""
+    """What agents read for each stored value, in the page's language (translated once per language: every
+    page and fragment rendered has them)."""
+    current = language()
+    if current not in _LABELS:
+        _LABELS[current] = _labels()
+    return _LABELS[current]
+
+
+def _labels() -> dict[str, dict[str, str]]:
     return {
         "status": {"active": _("Active"), "new": _("New"), "open": _("Open"), "waiting": _("Waiting on customer"),
                    "solved": _("Solved"), "closed": _("Closed"), "all": _("All")},

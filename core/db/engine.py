@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # Connections per process on PostgreSQL: kept open, and opened beyond when a busy console needs more (each of its
 # threads holds one for a request, briefly).
-POSTGRES_POOL_SIZE, POSTGRES_OVERFLOW = 10, 40
+POSTGRES_POOL_SIZE, POSTGRES_OVERFLOW = 20, 30
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
