@@ -24,6 +24,8 @@ EXCLUDED_INTENTS = frozenset(
     {
         "are_you_a_bot", "greeting", "goodbye", "thank_you", "yes", "no", "maybe", "what_can_i_ask_you",
         "cancel", "repeat", "pay_bill", "bill_balance", "bill_due", "balance", "card_declined", "change_language",
+        # A charge the customer did not authorise is a billing request for a person (the live handoff's kinds).
+        "report_fraud",
     }
 )
 
