@@ -118,7 +118,7 @@ class ActionStartHandoff(Action):
                 if not hours.is_open(now):
                     opening = hours.next_opening(now)
                     dispatcher.utter_message(response="utter_agents_closed", opening=format_datetime(
-                        opening, "EEEE d MMMM, HH:mm" if language == "fr" else "EEEE, MMMM d, h:mm a",
+                        opening, "EEEE d MMMM, H 'h' mm" if language == "fr" else "EEEE, MMMM d, h:mm a",
                         locale=language) if opening else "?")
                     return [*events, SlotSet("agent_coming", False)]
                 team = str(conversation.team)

@@ -209,7 +209,8 @@ def test_outside_business_hours_an_email_ticket_is_offered(
     tracker, conversation_id = widget_tracker(sessions, [user("je veux parler à un agent", "human_handoff")], language)
     events, messages = run(ActionStartHandoff(services, now=lambda: THURSDAY_NIGHT), tracker)
     assert [m["response"] for m in messages] == ["utter_agents_closed"]
-    assert messages[0]["opening"].lower().startswith("lundi" if language == "fr" else "monday")
+    # Monday 8:00, as each language writes it (Canadian French: "8 h 00").
+    assert messages[0]["opening"] == ("lundi 7 décembre, 8 h 00" if language == "fr" else "Monday, December 7, 8:00 AM")
     assert events[-1]["name"] == "agent_coming" and events[-1]["value"] is False
     with sessions() as session:
         assert session.get(chats.Conversation, conversation_id).owner == "bot"
