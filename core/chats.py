@@ -145,10 +145,7 @@ def by_key(session: Session, key: str | None, *, locked: bool = False) -> Any:
     """The conversation whose browser holds ``key``, or None; ``locked``: under a row lock, as ``lock`` takes."""
     if not key or len(key) > 200:
         return None
-    query = select(Conversation).where(Conversation.key_hash == _hash(key))
-    if locked:
-        query = query.with_for_update().execution_options(populate_existing=True)
-    return session.execute(query).scalar_one_or_none()
+    return session.execute(_conversation_where(Conversation.key_hash == _hash(key), locked)).scalar_one_or_none()
 
 
 def by_sender(session: Session, sender_id: str) -> Any:
@@ -156,17 +153,22 @@ def by_sender(session: Session, sender_id: str) -> Any:
     return session.execute(select(Conversation).where(Conversation.sender_id == sender_id)).scalar_one_or_none()
 
 
-def of_ticket(session: Session, ticket_id: int) -> Any:
-    """The conversation a chat ticket was made from, or None."""
-    return session.execute(select(Conversation).where(Conversation.ticket_id == ticket_id)).scalar_one_or_none()
+def of_ticket(session: Session, ticket_id: int, *, locked: bool = False) -> Any:
+    """The conversation a chat ticket was made from, or None; ``locked``: under a row lock, as ``lock`` takes."""
+    return session.execute(_conversation_where(Conversation.ticket_id == ticket_id, locked)).scalar_one_or_none()
 
 
 def lock(session: Session, conversation: Any) -> Any:
     """The conversation, re-read under a row lock held until the transaction ends (two replicas, an agent and
     the customer, change it one after the other)."""
-    locked = session.execute(select(Conversation).where(Conversation.id == conversation.id)
-                             .with_for_update().execution_options(populate_existing=True)).scalar_one()
-    return locked
+    return session.execute(_conversation_where(Conversation.id == conversation.id, True)).scalar_one()
+
+
+def _conversation_where(condition: Any, locked: bool) -> Any:
+    """The query of the conversation matching ``condition``; ``locked``: read again under a row lock held until
+    the transaction ends (whatever the session held of it before)."""
+    query = select(Conversation).where(condition)
+    return query.with_for_update().execution_options(populate_existing=True) if locked else query
 
 
 def _publish(session: Session, conversation: Any, kind: str, agent_id: int | None = None, **data: Any) -> None:
@@ -290,8 +292,7 @@ def hand_off(session: Session, conversation: Any, reason: str, now: datetime | N
 def _chat_of(session: Session, agent: AgentView, ticket_id: int) -> tuple[Any, Any]:
     """The ticket the agent may see, and its conversation under a row lock."""
     ticket = visible_ticket(session, agent, ticket_id)
-    conversation = session.execute(select(Conversation).where(Conversation.ticket_id == ticket_id).with_for_update()
-                                   .execution_options(populate_existing=True)).scalar_one_or_none()
+    conversation = of_ticket(session, ticket_id, locked=True)
     if conversation is None:
         raise TicketError("this ticket is not a chat")
     return ticket, conversation
