@@ -211,11 +211,11 @@ def send() -> tuple[Response, int] | Response:
         first_id, owner, conversation_id = int(message.id), str(conversation.owner), int(conversation.id)
         if owner != "bot" or not new:
             return jsonify(_answer(session, conversation, first_id))
-    if ask_bot(factory, state().settings, conversation_id, payload or text):
-        with factory() as session:
-            return jsonify(_answer(session, session.get(Conversation, conversation_id), first_id))
+    answered = ask_bot(factory, state().settings, conversation_id, payload or text)
     with factory() as session:
         answer = _answer(session, session.get(Conversation, conversation_id), first_id)
+    if answered:
+        return jsonify(answer)
     answer.update(error="bot_unavailable", message="The assistant cannot answer right now; your message is kept. "
                   "Please try again in a moment.")
     return jsonify(answer), 503
