@@ -1,8 +1,9 @@
-"""Entities in customers' words, both languages: which invoice they mean.
+"""What customers' words ask for, both languages: which invoice they mean, and what a user change is.
 
 "INV-202603-1042", "my March invoice", "ma facture de mars 2025", "la facture du mois passé", "last month's
-bill", "l'avant-dernière facture". Months resolve against ``today``: a month without a year is its most recent
-occurrence (in November 2026, "March" is March 2026 and "December" December 2025).
+bill", "l'avant-dernière facture": the entities come from the understanding layer (``core.nlp``). Months resolve
+against ``today``: a month without a year is its most recent occurrence (in November 2026, "March" is March 2026
+and "December" December 2025).
 """
 
 from __future__ import annotations
@@ -13,41 +14,8 @@ from datetime import date
 
 from email_validator import EmailNotValidError, validate_email
 
-from core.dates import first_of_month
+from core.nlp import Analysis, analyse
 from core.text import fold_accents
-
-INVOICE_NUMBER = re.compile(r"(?i)\binv[\s\-_#]*(\d{6})[\s\-_]*(\d{4})\b")
-
-# Month names and abbreviations, English and French side by side (accent-folded, lower case).
-MONTHS: dict[str, int] = {
-    "january": 1, "jan": 1, "janvier": 1, "janv": 1,
-    "february": 2, "feb": 2, "fevrier": 2, "fev": 2, "fevr": 2,
-    "march": 3, "mar": 3, "mars": 3,
-    "april": 4, "apr": 4, "avril": 4, "avr": 4,
-    "may": 5, "mai": 5,
-    "june": 6, "jun": 6, "juin": 6,
-    "july": 7, "jul": 7, "juillet": 7, "juil": 7,
-    "august": 8, "aug": 8, "aout": 8,
-    "september": 9, "sep": 9, "sept": 9, "septembre": 9,
-    "october": 10, "oct": 10, "octobre": 10,
-    "november": 11, "nov": 11, "novembre": 11,
-    "december": 12, "dec": 12, "decembre": 12,
-}
-_MONTH = re.compile(r"\b(" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\b\.?(?:\s*,?\s*(20\d\d))?")
-# "may" and "mar" are also English words: a month only when a year follows or an invoice word is near.
-_AMBIGUOUS = {"may", "mar"}
-_MODAL_MAY = re.compile(r"\s+(i|we|you|it|he|she|they|be|have|not|also|need|ask|get|see|know)\b")
-_INVOICE_WORDS = re.compile(r"\b(invoice|bill|statement|facture|releve|compte|cdr|call|appels)s?\b")
-# Relative references, months back from this month; "the invoice before last" counts invoices, not months.
-_RELATIVE_MONTH = [
-    (re.compile(r"\b(this month|current month|ce mois[- ]ci|du mois courant|mois en cours)\b"), 0),
-    (re.compile(r"\b(last month|previous month|past month|mois (passe|dernier|precedent))\b"), 1),
-    (re.compile(r"\b(month before last|two months ago|il y a deux mois|il y a 2 mois)\b"), 2),
-]
-_PREVIOUS_INVOICE = re.compile(
-    r"\b(second to last|second last|before last|one before|previous (invoice|bill)|avant[- ]derniere|precedente)\b"
-)
-
 
 @dataclass(frozen=True)
 class InvoiceReference:
@@ -59,28 +27,24 @@ class InvoiceReference:
     back: int | None = None
 
 
-def find_invoice_reference(text: str, today: date) -> InvoiceReference:
-    """The invoice ``text`` refers to, resolved against ``today``."""
-    number = INVOICE_NUMBER.search(text)
-    if number:
-        return InvoiceReference(number=f"INV-{number.group(1)}-{number.group(2)}")
-    folded = fold_accents(text.lower())
-    for pattern, months in _RELATIVE_MONTH:
-        if pattern.search(folded):
-            return InvoiceReference(month=first_of_month(today, -months))
-    for match in _MONTH.finditer(folded):
-        name, year = match.group(1), match.group(2)
-        if name in _AMBIGUOUS and not year:
-            if not _INVOICE_WORDS.search(folded) or (name == "may" and _MODAL_MAY.match(folded, match.end(1))):
-                continue
-        month = MONTHS[name]
-        if year:
-            return InvoiceReference(month=date(int(year), month, 1))
-        resolved_year = today.year if month <= today.month else today.year - 1
-        return InvoiceReference(month=date(resolved_year, month, 1))
-    if _PREVIOUS_INVOICE.search(folded):
-        return InvoiceReference(back=1)
+def invoice_reference(analysis: Analysis) -> InvoiceReference:
+    """The invoice an analysed message means: its invoice number, else the first month or "the one before last"
+    it names."""
+    numbers = analysis.of("INVOICE_NUMBER")
+    if numbers:
+        return InvoiceReference(number=numbers[0].value)
+    for entity in analysis.of("MONTH", "RELATIVE_MONTH", "PREVIOUS_INVOICE"):
+        if entity.label == "PREVIOUS_INVOICE":
+            return InvoiceReference(back=1)
+        if entity.value:
+            year, month = entity.value.split("-")
+            return InvoiceReference(month=date(int(year), int(month), 1))
     return InvoiceReference()
+
+
+def find_invoice_reference(text: str, today: date, language: str = "en") -> InvoiceReference:
+    """The invoice ``text`` (written in ``language``) refers to, months resolved against ``today``."""
+    return invoice_reference(analyse(text, language, today))
 
 
 # --- User-change and language requests: what is asked, for whom. ----------------------------------------------
