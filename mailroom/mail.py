@@ -29,8 +29,10 @@ class Evidence:
     weight_ca: float = 0.0
     weight_us: float = 0.0
     reasons: list[str] = field(default_factory=list)
+    # The countries an item of decisive evidence names (a full address, the sender's known account).
+    decisive: set[str] = field(default_factory=set)
 
-    def add(self, kind: str, weight: float, reason: str) -> None:
+    def add(self, kind: str, weight: float, reason: str, decisive: bool = False) -> None:
         self.score += weight
         if weight > 0:
             self.kinds_ca.add(kind)
@@ -38,6 +40,8 @@ class Evidence:
         elif weight < 0:
             self.kinds_us.add(kind)
             self.weight_us -= weight
+        if decisive and weight:
+            self.decisive.add("CA" if weight > 0 else "US")
         self.reasons.append(reason)
 
 
