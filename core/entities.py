@@ -11,10 +11,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
+from typing import Iterable
 
 from email_validator import EmailNotValidError, validate_email
 
-from core.nlp import Analysis, analyse
+from core.dates import first_of_month
+from core.nlp import Entity, analyse
 from core.text import fold_accents
 
 @dataclass(frozen=True)
@@ -27,24 +29,30 @@ class InvoiceReference:
     back: int | None = None
 
 
-def invoice_reference(analysis: Analysis) -> InvoiceReference:
-    """The invoice an analysed message means: its invoice number, else the first month or "the one before last"
-    it names."""
-    numbers = analysis.of("INVOICE_NUMBER")
-    if numbers:
-        return InvoiceReference(number=numbers[0].value)
-    for entity in analysis.of("MONTH", "RELATIVE_MONTH", "PREVIOUS_INVOICE"):
+def invoice_reference(entities: Iterable[Entity], today: date) -> InvoiceReference:
+    """The invoice a message with these entities means, months resolved against ``today``: its invoice number,
+    else the first month or "the one before last" it names. A month without a year is its latest occurrence (in
+    November 2026, "March" is March 2026 and "December" December 2025)."""
+    ordered = sorted(entities, key=lambda entity: entity.start)
+    number = next((e.value for e in ordered if e.label == "INVOICE_NUMBER" and e.value), None)
+    if number:
+        return InvoiceReference(number=number)
+    for entity in ordered:
         if entity.label == "PREVIOUS_INVOICE":
             return InvoiceReference(back=1)
-        if entity.value:
-            year, month = entity.value.split("-")
+        if entity.label == "RELATIVE_MONTH" and entity.value:
+            return InvoiceReference(month=first_of_month(today, int(entity.value)))
+        if entity.label == "MONTH" and entity.value:
+            year, month = entity.value.rsplit("-", 1)
+            if not year.strip("-"):
+                return InvoiceReference(month=date(today.year if int(month) <= today.month else today.year - 1, int(month), 1))
             return InvoiceReference(month=date(int(year), int(month), 1))
     return InvoiceReference()
 
 
 def find_invoice_reference(text: str, today: date, language: str = "en") -> InvoiceReference:
     """The invoice ``text`` (written in ``language``) refers to, months resolved against ``today``."""
-    return invoice_reference(analyse(text, language, today))
+    return invoice_reference(analyse(text, language).entities, today)
 
 
 # --- User-change and language requests: what is asked, for whom. ----------------------------------------------

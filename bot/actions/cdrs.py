@@ -10,8 +10,9 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
 from bot.actions.identity import AccountAction
+from bot.entities import core_entities
 from core.accounts import CdrAvailability, cdr_availability, cdr_export_of, document_url, find_invoice
-from core.entities import find_invoice_reference
+from core.entities import invoice_reference
 from core.formatting import format_month
 from core.identity import Identity
 
@@ -28,7 +29,7 @@ class ActionShowCdrExport(AccountAction):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, session: Session, identity: Identity,
         language: str, today: date,
     ) -> list[dict[str, Any]]:
-        reference = find_invoice_reference(tracker.latest_message.get("text") or "", today)
+        reference = invoice_reference(core_entities(tracker.latest_message.get("entities") or []), today)
         invoice = find_invoice(session, identity.account_id, reference)
         if invoice is None:
             asked = reference.number or (format_month(reference.month, language) if reference.month else "")

@@ -10,9 +10,10 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
 from bot.actions.identity import AccountAction
+from bot.entities import core_entities
 from core.accounts import document_url, find_invoice, invoice_status, pdf_available, recent_invoices
 from core.db.models import Invoice
-from core.entities import find_invoice_reference
+from core.entities import invoice_reference
 from core.formatting import format_day, format_money, format_month
 from core.identity import Identity
 from core.wording import join_words, word
@@ -50,7 +51,7 @@ class ActionShowInvoices(AccountAction):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, session: Session, identity: Identity,
         language: str, today: date,
     ) -> list[dict[str, Any]]:
-        reference = find_invoice_reference(tracker.latest_message.get("text") or "", today)
+        reference = invoice_reference(core_entities(tracker.latest_message.get("entities") or []), today)
         if reference.number is None and reference.month is None and reference.back is None:
             invoices = recent_invoices(session, identity.account_id, LISTED)
             if not invoices:

@@ -20,6 +20,7 @@ from bot.actions.invoices import ActionShowInvoices
 from bot.actions.payments import ActionShowPaymentStatus
 from bot.actions.requests import ActionCheckFrenchRequest, ActionCheckUserRequest, ActionSubmitUserRequest
 from bot.actions.services import Services
+from bot.entities import rasa_entities
 from core.identity import mint_token
 from core.knowledge import Article
 from core.settings import Settings
@@ -43,7 +44,9 @@ def token(who: tuple[str, str], ttl: timedelta = timedelta(hours=1)) -> str:
 
 def tracker(text: str, language: str, auth: str | None, **slots: Any) -> Tracker:
     metadata = {"auth_token": auth} if auth is not None else {}
-    latest = {"text": text, "intent": {"name": "x", "confidence": 1.0}, "entities": [], "metadata": metadata}
+    # The entities as the NLU pipeline's extractor (bot.nlu.entities) puts them in the parse data.
+    latest = {"text": text, "intent": {"name": "x", "confidence": 1.0}, "entities": rasa_entities(text, language),
+              "metadata": metadata}
     return Tracker(
         sender_id=f"conv-{uuid.uuid4().hex}", slots={"language": language, **slots}, latest_message=latest,
         events=[{"event": "user", "text": text, "parse_data": latest}], paused=False, followup_action=None,
