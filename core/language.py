@@ -4,7 +4,8 @@ Detection combines ``langdetect`` (seeded, so the same text always gets the same
 English and French profiles) with cue words typical of each language's chat style, which carry short messages
 where character statistics are unreliable. A guess is *decisive* only when the message holds enough content
 words to overrule the language a conversation is already in: "ok", "merci", "Visa?" or an invoice number
-never switch a conversation (``choose_language``).
+never switch a conversation (``choose_language``); a closing in words of one language only ("thanks, bye",
+"merci beaucoup") does.
 """
 
 from __future__ import annotations
@@ -51,6 +52,16 @@ COURTESY = frozenset(
     """ok okay oki k merci mrc thanks thank thx ty bonjour bonsoir salut allo hi hello hey bye oui non yes no yeah
     nope ouais svp s'il plait please cool super parfait perfect top d'accord correct sure""".split()
 )
+# Words of a closing or a thanks that belong to one language only. A message made only of courtesy words switches
+# the conversation when two or more of its words belong to the same one and none to the other: "thanks, bye" and
+# "thank you" are English, "merci beaucoup" and "bonne journée" French; "merci", "ok merci" or "merci, bye" are not
+# clear enough ("bye" is said in Québec French too, but never alone makes two).
+CLOSING_WORDS: dict[str, frozenset[str]] = {
+    "en": frozenset("thanks thank you thx ty bye goodbye cheers have nice great good day lot much appreciated "
+                    "awesome see later".split()),
+    "fr": frozenset("merci mrc beaucoup bcp bonne journee soiree fin semaine au revoir bientot parfait genial "
+                    "bonsoir remercie".split()),
+}
 # Language-neutral words: brand and product names the customers use in both languages.
 NEUTRAL = frozenset(
     """visa mastercard master amex american express discover interac debit net2phone autopay auto pay cdr cdrs pdf
@@ -221,4 +232,19 @@ class LanguageDetector:
         confidence = french if language == "fr" else 1 - french
         content_words = [w for w in words if w not in COURTESY]
         decisive = len(content_words) >= 2 and confidence >= DECISIVE_CONFIDENCE
+        closing = _closing_language(words)
+        if not decisive and closing is not None:
+            sure = confidence if closing == language else 0.0
+            return LanguageGuess(closing, round(max(sure, DECISIVE_CONFIDENCE), 4), True)
         return LanguageGuess(language, round(confidence, 4), decisive)
+
+
+def _closing_language(words: list[str]) -> str | None:
+    """The language of a message made only of courtesy words, two or more of them of one language only."""
+    counts = {language: sum(1 for w in words if w in closing) for language, closing in CLOSING_WORDS.items()}
+    every = COURTESY.union(*CLOSING_WORDS.values())
+    if any(w not in every for w in words):
+        return None
+    clear = [language for language, count in counts.items() if count >= 2 and all(
+        n == 0 for other, n in counts.items() if other != language)]
+    return clear[0] if clear else None

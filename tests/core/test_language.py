@@ -127,3 +127,22 @@ def test_quoted_english_portal_labels_do_not_make_a_french_sentence_english(
 @pytest.mark.parametrize("text", ["facture " * 5000, "invoice payment " * 5000])
 def test_very_long_texts_do_not_overflow(detector: LanguageDetector, text: str) -> None:
     assert detector.detect(text).decisive
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [("thanks, bye", "en"), ("thank you", "en"), ("Thanks a lot, have a nice day", "en"),
+     ("merci beaucoup", "fr"), ("bonne journée!", "fr"), ("merci, au revoir", "fr")],
+)
+def test_a_closing_in_one_language_only_switches_the_conversation(
+    detector: LanguageDetector, text: str, language: str
+) -> None:
+    guess = detector.detect(text)
+    assert (guess.language, guess.decisive) == (language, True)
+    other = "fr" if language == "en" else "en"
+    assert choose_language(guess, other) == language
+
+
+@pytest.mark.parametrize("text", ["ok merci", "merci, bye", "oui merci", "ok thanks", "yes please"])
+def test_a_closing_that_bilingual_customers_say_either_way_does_not(detector: LanguageDetector, text: str) -> None:
+    assert not detector.detect(text).decisive

@@ -22,6 +22,9 @@ FAQ_QUESTIONS = [
     ("fr", "card_failed", "chu pas capable d'ajouter ma carte"),
     ("fr", "contact_billing", "c koi le # pour la facturation"),
     ("fr", "credit_not_in_history", "pourquoi mon credit apparait pas dans l'historique des transactions"),
+    # The team's own address or number, asked of the team itself ("your" / "votre"), not a notification address.
+    ("en", "contact_billing", "what email do I use to write to you?"),
+    ("fr", "contact_billing", "c'est quoi votre adresse courriel?"),
 ]
 
 
@@ -49,6 +52,15 @@ def test_the_language_follows_the_customer_and_short_messages_keep_it(chat: Chat
         assert names and None not in names, (short, names)
     assert chat.names("how long do you keep invoice PDFs", "en")[0] == "utter_faq_document_retention"
     assert chat.names("oui", "en")[0] == "utter_feedback_thanks"
+
+
+def test_a_short_closing_in_the_other_language_switches_the_conversation(chat: Chat) -> None:
+    assert chat.names("quelles cartes acceptez-vous", "fr")[0] == "utter_faq_payment_methods"
+    names = chat.names("thanks, bye", "en")
+    assert names and None not in names, names
+    assert chat.names("do you take Amex?", "en")[0] == "utter_faq_payment_methods"
+    names = chat.names("merci beaucoup, bonne journée", "fr")
+    assert names and None not in names, names
 
 
 @pytest.mark.parametrize(("hint", "language"), [("fr", "fr"), ("en", "en")])
