@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from email.message import Message
 
+from core.nlp import Analysis, Sender
+
 AUTO_REPLY = "auto_reply"
 BOUNCE = "bounce"
 BULK = "bulk"
@@ -106,6 +108,8 @@ class Mail:
     account_id: int | None = None
     account_region: str | None = None
     account_number: str | None = None
+    analysis: Analysis | None = None  # the understanding layer's reading of the mail's own words
+    sender: Sender = field(default_factory=Sender)  # the person and company it comes from
     place_evidence: Evidence | None = None  # what the mail says of where the customer is (misroute filter)
     misroute: str = "none"
     misroute_confidence: float = 0.0

@@ -21,7 +21,7 @@ from mailroom.filters.no_reply import DetectNoReplySender, RefuseAnonymousMail
 from mailroom.filters.redact import RedactCardData
 from mailroom.filters.thread import ThreadIntoTicket
 from mailroom.filters.trust import TrustOwnMarker
-from mailroom.filters.understand import ClassifyTopic, DetectLanguage, LinkAccount, SetPriority
+from mailroom.filters.understand import ClassifyTopic, DetectLanguage, LinkAccount, ReadEntities, SetPriority
 from mailroom.mail import Mail
 from mailroom.parse import parse_mail
 from mailroom.view import StoreView
@@ -43,9 +43,10 @@ READING: tuple[Stage, ...] = (
     DetectNoReplySender(),
     RefuseAnonymousMail(),  # after every automation check: only mail that would become a ticket needs a sender
     DetectLanguage(),
+    ReadEntities(),  # after the language (it picks the spaCy pipeline)
     ClassifyTopic(),
     SetPriority(),  # after the topic (queue) and the redaction (card count)
-    WeighPlaces(),  # after the language (French is weak evidence)
+    WeighPlaces(),  # after the entities (places, codes, phones) and the language (French is weak evidence)
 )
 # What the store adds: the ticket a reply or bounce joins, the sender's account, the rate limits.
 DECIDING: tuple[Stage, ...] = (
@@ -102,4 +103,10 @@ def report(mail: Mail) -> dict[str, Any]:
             {"filename": a.filename, "content_type": a.content_type, "size": a.size} for a in mail.attachments
         ],
         "attachments_dropped": mail.attachments_dropped,
+        "customer": {"name": mail.sender.person or mail.from_name or None, "company": mail.sender.company},
+        "entities": [
+            {"label": e.label.lower(), "text": e.text, "value": e.value, "country": e.country}
+            for e in (mail.analysis.entities if mail.analysis is not None else ())
+            if e.label not in ("MISC", "LOCATION", "PERSON", "ORG")  # who wrote it is "customer"
+        ],
     }

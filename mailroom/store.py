@@ -120,7 +120,8 @@ def record(mail: Mail, context: TriageContext, key: SourceKey) -> InboundMail:
         reference=reference, team=mail.right_team, mailbox=key.mailbox, queue=mail.queue,
         priority=mail.priority, priority_rank=priority_rank(mail.priority), language=mail.language, status="new",
         subject=(mail.subject or "(no subject)")[:500], customer_email=(mail.reply_to or mail.from_address or "")[:320],
-        customer_name=(mail.from_name or None), account_id=mail.account_id, topic=mail.topic,
+        customer_name=(mail.sender.person or mail.from_name or None), customer_company=mail.sender.company,
+        account_id=mail.account_id, topic=mail.topic,
         misroute=mail.misroute, misroute_confidence=mail.misroute_confidence,
         misroute_reasons=[r for r in mail.reasons if r.startswith("misroute")],
     ))

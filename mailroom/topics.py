@@ -19,6 +19,7 @@ import yaml
 
 from core.files import remove_stale_temporaries
 from core.knowledge import QUEUES, Article
+from core.nlp import analyse
 from core.text import fold_accents
 from core.topics import CorruptModel, TopicModel, TopicModelConfig
 
@@ -53,7 +54,8 @@ QUEUE_KEYWORDS: dict[str, re.Pattern[str]] = {
     "general": re.compile(
         r"\b(letters?|lettre|attestation|good standing|en regle|(vendor|supplier) (form|registration|setup|set up)|"
         r"(formulaire|inscription|fiche) (de |des )?fournisseurs?|phishing|scam|fraud\w*|hameconn\w*|arnaque|"
-        r"suspicious|suspect|pricing|price list|discount|rabais|escompte|contract|contrat)\b"
+        r"suspicious|suspect|pricing|price list|discount|rabais|escompte|contract|contrat|tax[- ]exempt\w*|exemption|"
+        r"exempt\w* (from|de) (sales )?tax\w*|exonere\w*|w-?8\w*|w-?9)\b"
     ),
     "users": re.compile(
         r"\b(users?|log ?in|logging in|locked out|password|username|sign in|access|manage users|permissions?|"
@@ -146,12 +148,12 @@ class MailTopics:
         """The queue of a model label: an article's, or the one a training mail was labelled with."""
         return label[len(QUEUE_LABEL):] if label.startswith(QUEUE_LABEL) else self._articles[label].queue
 
-    def classify(self, subject: str, body: str) -> TopicDecision:
-        """The queue and article of a mail's subject and new text."""
+    def classify(self, subject: str, body: str, language: str = "en") -> TopicDecision:
+        """The queue and article of a mail's subject and new text, written in ``language``."""
         text = f"{subject}\n{body}".strip()
         if not text:
             return TopicDecision("general", None, 0.0, "empty mail: queue general")
-        if is_courtesy(body):
+        if is_courtesy(subject, body, language):
             return TopicDecision("general", None, 0.0, "a thank-you note: queue general")
         whole = self._model.rank(text[:1500])
         scores: dict[str, float] = {}
@@ -175,11 +177,36 @@ class MailTopics:
 
 
 _THANKS = re.compile(r"\b(thanks?|thank you|thx|appreciated?|merci|remercie\w*|apprecie)\b")
-_REQUEST = re.compile(r"\b(please|could|can|need|would|pls|svp|pouvez|pourriez|peux|besoin|voudrais|aimerais)\b")
+_REQUEST = re.compile(
+    r"\b(please|could|can|need|would|pls|in advance|svp|pouvez|pourriez|peux|besoin|voudrais|aimerais|d'avance|"
+    r"a l'avance|bien vouloir)\b"
+)
+# Between "merci de" and its verb: "Merci de bien vouloir nous envoyer", "merci de me la faire parvenir".
+_BEFORE_VERB = {"bien", "vouloir", "me", "m'", "nous", "la", "le", "les", "l'", "lui", "leur", "en", "y", "svp", "s'il"}
 
 
-def is_courtesy(body: str) -> bool:
-    """A short note that only thanks (no question, no request): no topic of its own."""
+def is_courtesy(subject: str, body: str, language: str = "en") -> bool:
+    """A short note that only thanks: no question or request in its subject or its text. In French a thanks
+    followed by an infinitive is a polite request ("Merci de faire le paiement"), not a thank-you."""
     folded = fold_accents(body.lower())
-    return (bool(body) and len(body.split()) <= 25 and "?" not in body and bool(_THANKS.search(folded))
-            and not _REQUEST.search(folded))
+    if not body or len(body.split()) > 25 or "?" in body or "?" in subject or not _THANKS.search(folded):
+        return False
+    if _REQUEST.search(folded) or _REQUEST.search(fold_accents(subject.lower())):
+        return False
+    return not (language == "fr" and asks_politely(body))
+
+
+def asks_politely(text: str) -> bool:
+    """Whether a French thanks asks for something: "merci de" / "je vous remercie de" and a verb in the
+    infinitive ("Merci de faire le paiement"), not a thanks for what was done ("merci de m'avoir répondu", "merci
+    de votre aide")."""
+    doc = analyse(text, "fr").doc
+    for index, token in enumerate(doc):
+        if token.lower_ not in ("merci", "remercie", "remercions") or index + 1 >= len(doc):
+            continue
+        rest = [t for t in doc[index + 1:index + 7] if t.lower_ not in ("de", "d'", "d’", "vous", "par", "avance")]
+        rest = [t for t in rest if t.lower_ not in _BEFORE_VERB] or [doc[index + 1]]
+        verb = rest[0]
+        if "Inf" in verb.morph.get("VerbForm", []) and verb.lemma_ not in ("avoir", "être"):
+            return True
+    return False

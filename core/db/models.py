@@ -253,6 +253,7 @@ class Ticket(Base):
     subject = sa.Column(sa.String(500), nullable=False)
     customer_email = sa.Column(sa.String(320), nullable=False, index=True)
     customer_name = sa.Column(sa.String(200))
+    customer_company = sa.Column(sa.String(200))  # from the mail's signature (core.nlp.find_sender)
     account_id = sa.Column(sa.Integer, sa.ForeignKey("accounts.id", ondelete="SET NULL"), index=True)
     topic = sa.Column(sa.String(64))
     misroute = sa.Column(sa.String(8), nullable=False, default="none")

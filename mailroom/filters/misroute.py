@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 
-from core.nlp import Entity, analyse
+from core.nlp import Analysis, Entity
 from core.text import fold_accents
 from mailroom.context import TriageContext
 from mailroom.mail import Evidence, Mail
@@ -54,12 +54,10 @@ def with_account(evidence: Evidence, account_region: str | None, account_number:
     return combined
 
 
-def weigh(text: str, sender: str, language: str, own_addresses: set[str]) -> Evidence:
-    """The evidence in a mail's own words (not what it quotes) and its sender's address."""
+def weigh(analysis: Analysis, sender: str) -> Evidence:
+    """The evidence in a mail's own words (read by the understanding layer) and its sender's address."""
     evidence = Evidence()
-    for address in own_addresses:
-        text = text.replace(address, " ")
-    analysis = analyse(text, language)
+    text, language = analysis.doc.text, analysis.language
     for country, sign in (("CA", 1.0), ("US", -1.0)):
         _weigh_places(evidence, [e for e in analysis.entities if e.country == country], sign)
     canadian_taxes = CANADIAN_MONEY.findall(text) + re.findall(r"dollars? canadiens?", fold_accents(text.lower()))
@@ -144,10 +142,9 @@ class WeighPlaces:
     name = "places"
 
     def run(self, mail: Mail, context: TriageContext) -> None:
-        if not mail.needs_ticket:
+        if not mail.needs_ticket or mail.analysis is None:
             return
-        text = "\n".join(part for part in (mail.subject, mail.body, mail.signature) if part)
-        mail.place_evidence = weigh(text, mail.from_address, mail.language, context.own_addresses)
+        mail.place_evidence = weigh(mail.analysis, mail.from_address)
 
 
 class DetectMisroute:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from core.nlp import analyse, find_sender, last_block
 from core.text import fold_accents
 from mailroom.context import TriageContext
 from mailroom.mail import Mail
@@ -26,13 +27,29 @@ class DetectLanguage:
         mail.reasons.append(f"language {guess.language} ({guess.confidence:.2f})")
 
 
+class ReadEntities:
+    """The understanding layer's reading of the mail's own words (not what it quotes; our own addresses left out),
+    and who wrote it: the person and company (``core.nlp``)."""
+
+    name = "entities"
+
+    def run(self, mail: Mail, context: TriageContext) -> None:
+        if not mail.needs_ticket:
+            return
+        text = "\n".join(part for part in (mail.subject, mail.body, mail.signature) if part)
+        for address in context.own_addresses:
+            text = text.replace(address, " ")
+        mail.analysis = analyse(text, mail.language, statistical=False)  # the rules' entities; people below
+        mail.sender = find_sender(mail.from_name, mail.signature or last_block(mail.body), mail.language)
+
+
 class ClassifyTopic:
     name = "topic"
 
     def run(self, mail: Mail, context: TriageContext) -> None:
         if not mail.needs_ticket:
             return
-        decision = context.topics.classify(mail.subject, mail.body or mail.quoted[:2000])
+        decision = context.topics.classify(mail.subject, mail.body or mail.quoted[:2000], mail.language)
         mail.queue, mail.topic, mail.topic_confidence = decision.queue, decision.article_id, decision.confidence
         mail.reasons.append(decision.reason)
 

@@ -114,10 +114,11 @@ def test_what_a_customer_wrote_is_shown_as_text_never_as_markup(
 ) -> None:
     agent = signed_in(make_agent())
     hostile = ('<script>alert("x")</script><img src=x onerror="alert(1)"> <a href="javascript:alert(2)">clic</a>')
-    ticket = make_ticket(subject=f"Facture {hostile}", text=f"Bonjour {hostile}")
+    ticket = make_ticket(subject=f"Facture {hostile}", text=f"Bonjour {hostile}", customer_company=f"Garage {hostile}")
     page = agent.get(f"/tickets/{ticket}")
     assert "<script>alert" not in page.text and "<img src=x" not in page.text and 'href="javascript:' not in page.text
     assert "&lt;script&gt;alert" in page.text
+    assert 'class="company"' in page.text and "Garage &lt;script&gt;" in page.text  # the signature's company too
     assert "script-src 'self'" in page.headers["Content-Security-Policy"]
     listing = agent.get("/?q=Facture")
     assert "<script>alert" not in listing.text and "&lt;script&gt;" in listing.text

@@ -1,0 +1,92 @@
+"""What the understanding layer adds to the triage, both languages: a full address decides a misroute alone, a
+polite French request is no thank-you note, a question in the subject counts, and the ticket knows who wrote it."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db.models import Ticket
+from core.settings import Settings
+from mailroom.cli import triage_file
+from mailroom.context import TriageContext
+from mailroom.mail import SourceKey
+from mailroom.service import Processor
+from tests.mailroom.helpers import make_mail
+
+US_INBOX = "billing@net2phone.com"
+
+
+def triage(context: TriageContext, settings: Settings, sender: str, subject: str, body: str,
+           to: str = "billing@net2phone.ca") -> dict[str, Any]:
+    return triage_file(make_mail(sender, subject, body, to=to), context, settings)
+
+
+def test_a_full_us_address_alone_sends_a_mail_to_the_us_team(base_context: TriageContext,
+                                                               mail_settings: Settings) -> None:
+    got = triage(base_context, mail_settings, "Dana <dana@hollowcreek.example.com>", "Copy of my invoice",
+                 "Hello,\nCould you send me a copy of my October invoice?\n\nDana Smith\nHollow Creek Farms LLC\n"
+                 "1820 Peachtree Rd NE\nAtlanta, GA 30309")
+    assert got["misroute"] == "to_us" and got["team"] == "US", got["reasons"]
+    assert any("US address" in reason and "30309" in reason for reason in got["reasons"])
+
+
+def test_a_postal_code_with_its_province_alone_sends_a_french_mail_to_the_canadian_team(
+    base_context: TriageContext, mail_settings: Settings
+) -> None:
+    got = triage(base_context, mail_settings, "Luc <luc@atelierpepin.example.com>", "Copie de facture",
+                 "Bonjour,\nPouvez-vous m'envoyer la facture d'octobre?\n\nLuc Pepin\nAtelier Pepin\n"
+                 "88 rue Saint-Jean, Gatineau QC J8Y 6T3", to=US_INBOX)
+    assert got["misroute"] == "to_ca" and got["team"] == "CA", got["reasons"]
+
+
+def test_a_card_zip_code_does_not_send_a_canadian_customer_away(base_context: TriageContext,
+                                                                mail_settings: Settings) -> None:
+    got = triage(base_context, mail_settings, "Paul <paul@garageroy.ca>", "Carte refusée",
+                 "Bonjour, notre maison mère aux États-Unis paie avec sa Visa, ZIP 05478, et le portail la refuse.\n"
+                 "Paul Roy, Garage Roy, Sherbrooke, tél. 819 555-0101")
+    assert got["misroute"] == "none", got["reasons"]
+
+
+def test_merci_de_with_a_verb_is_a_request_and_a_question_in_the_subject_is_one_too(
+    base_context: TriageContext, mail_settings: Settings
+) -> None:
+    polite = triage(base_context, mail_settings, "Sylvie <sylvie@gagnon.example.ca>", "Paiement",
+                    "Merci de faire le paiement de la facture avec la carte au dossier.")
+    assert polite["queue"] == "payments", polite["reasons"]
+    thanks = triage(base_context, mail_settings, "Sylvie <sylvie@gagnon.example.ca>", "Facture reçue",
+                    "Merci de votre aide, tout est beau!")
+    assert thanks["queue"] == "general" and any("thank-you" in reason for reason in thanks["reasons"])
+    asked = triage(base_context, mail_settings, "Julie <julie@fortin.example.ca>",
+                   "Je ne trouve pas Gérer les utilisateurs dans le portail, c'est où?", "Merci\n\nJulie")
+    assert asked["queue"] == "users", asked["reasons"]
+
+
+def test_the_triage_reports_who_wrote_and_what_the_mail_names(base_context: TriageContext,
+                                                                mail_settings: Settings) -> None:
+    got = triage(base_context, mail_settings, "Accounts Payable <ap@mapleleafdental.example.ca>", "Invoice question",
+                 "Hi, invoice INV-202610-0231 shows $219.80 but we expected 189.50. Can you check?\n\n"
+                 "Thanks,\nJohn Smith\nOffice Manager\nMaple Leaf Dental\nToronto, ON")
+    assert got["customer"] == {"name": "John Smith", "company": "Maple Leaf Dental"}
+    found = {(e["label"], e["value"]) for e in got["entities"]}
+    assert {("invoice_number", "INV-202610-0231"), ("money", "219.80"), ("money", "189.50")} <= found
+
+
+def test_the_ticket_keeps_the_person_and_the_company(sessions: sessionmaker[Session], base_context: TriageContext,
+                                                     mail_settings: Settings) -> None:
+    processor = Processor(mail_settings, sessions, base_context)
+    try:
+        address = f"compta-{uuid.uuid4().hex[:8]}@lucioles.example.ca"
+        raw = make_mail(f"Comptabilité <{address}>", "Relevé d'appels",
+                        "Bonjour, pouvez-vous m'envoyer le détail des appels de juin?\n\nCordialement,\n\n"
+                        "Hélène Côté\nDirectrice administrative\nCPE Les Lucioles <script>x</script>\n418 555-0190")
+        result = processor.handle(raw, SourceKey(f"test-{uuid.uuid4().hex[:8]}", 7, 1), "CA")
+        assert result.outcome == "ticket"
+        with sessions() as session:
+            ticket = session.execute(sa.select(Ticket).where(Ticket.customer_email == address)).scalar_one()
+            assert (ticket.customer_name, ticket.customer_company) == ("Hélène Côté", "CPE Les Lucioles <script>x</script>")
+    finally:
+        processor.close()
