@@ -14,7 +14,7 @@ EXTRACTOR = "BillingEntityExtractor"
 # The entities the chat uses (the domain declares them); the rest of the layer's labels are the mailroom's.
 LABELS = {
     "INVOICE_NUMBER", "MONTH", "RELATIVE_MONTH", "PREVIOUS_INVOICE", "MONEY", "EMAIL", "PHONE", "POSTAL_CODE",
-    "ZIP_CODE", "PLACE", "PERSON", "ORG",
+    "ZIP_CODE", "PLACE",
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from email.message import Message
 
-from core.nlp import Analysis, Sender
+from core.nlp import Entity, Sender
 
 AUTO_REPLY = "auto_reply"
 BOUNCE = "bounce"
@@ -108,7 +108,10 @@ class Mail:
     account_id: int | None = None
     account_region: str | None = None
     account_number: str | None = None
-    analysis: Analysis | None = None  # the understanding layer's reading of the mail's own words
+    # The mail's own words (subject, new text, signature; our addresses left out) and what the understanding layer
+    # found in them (entities only: a spaCy Doc would cost more to send back from a reader process than to make).
+    own_words: str = ""
+    entities: tuple[Entity, ...] = ()
     sender: Sender = field(default_factory=Sender)  # the person and company it comes from
     place_evidence: Evidence | None = None  # what the mail says of where the customer is (misroute filter)
     misroute: str = "none"

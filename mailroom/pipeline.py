@@ -106,7 +106,7 @@ def report(mail: Mail) -> dict[str, Any]:
         "customer": {"name": mail.sender.person or mail.from_name or None, "company": mail.sender.company},
         "entities": [
             {"label": e.label.lower(), "text": e.text, "value": e.value, "country": e.country}
-            for e in (mail.analysis.entities if mail.analysis is not None else ())
+            for e in mail.entities
             if e.label not in ("MISC", "LOCATION", "PERSON", "ORG")  # who wrote it is "customer"
         ],
     }

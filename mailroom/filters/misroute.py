@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 
-from core.nlp import Analysis, Entity
+from core.nlp import Entity
 from core.text import fold_accents
 from mailroom.context import TriageContext
 from mailroom.mail import Evidence, Mail
@@ -54,12 +55,11 @@ def with_account(evidence: Evidence, account_region: str | None, account_number:
     return combined
 
 
-def weigh(analysis: Analysis, sender: str) -> Evidence:
-    """The evidence in a mail's own words (read by the understanding layer) and its sender's address."""
+def weigh(text: str, entities: Sequence[Entity], sender: str, language: str) -> Evidence:
+    """The evidence in a mail's own words, their entities (``core.nlp``) and its sender's address."""
     evidence = Evidence()
-    text, language = analysis.doc.text, analysis.language
     for country, sign in (("CA", 1.0), ("US", -1.0)):
-        _weigh_places(evidence, [e for e in analysis.entities if e.country == country], sign)
+        _weigh_places(evidence, [e for e in entities if e.country == country], sign)
     canadian_taxes = CANADIAN_MONEY.findall(text) + re.findall(r"dollars? canadiens?", fold_accents(text.lower()))
     if canadian_taxes:
         evidence.add("money", 2.5, "Canadian taxes or currency (GST/HST/QST, TPS/TVQ, CAD)")
@@ -142,9 +142,9 @@ class WeighPlaces:
     name = "places"
 
     def run(self, mail: Mail, context: TriageContext) -> None:
-        if not mail.needs_ticket or mail.analysis is None:
+        if not mail.needs_ticket:
             return
-        mail.place_evidence = weigh(mail.analysis, mail.from_address)
+        mail.place_evidence = weigh(mail.own_words, mail.entities, mail.from_address, mail.language)
 
 
 class DetectMisroute:

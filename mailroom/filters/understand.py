@@ -39,7 +39,7 @@ class ReadEntities:
         text = "\n".join(part for part in (mail.subject, mail.body, mail.signature) if part)
         for address in context.own_addresses:
             text = text.replace(address, " ")
-        mail.analysis = analyse(text, mail.language, statistical=False)  # the rules' entities; people below
+        mail.own_words, mail.entities = text, analyse(text, mail.language).entities
         mail.sender = find_sender(mail.from_name, mail.signature or last_block(mail.body), mail.language)
 
 
