@@ -16,7 +16,7 @@ from typing import Iterable
 from email_validator import EmailNotValidError, validate_email
 
 from core.dates import first_of_month
-from core.nlp import Entity, analyse
+from core.nlp import EMAIL_CANDIDATE, Entity, analyse
 from core.text import fold_accents
 
 @dataclass(frozen=True)
@@ -56,8 +56,6 @@ def find_invoice_reference(text: str, today: date, language: str = "en") -> Invo
 
 
 # --- User-change and language requests: what is asked, for whom. ----------------------------------------------
-# Anything shaped like an address; email-validator then says whether it is one (syntax only: no network).
-_EMAIL_CANDIDATE = re.compile(r"[^\s<>()\[\],;:\"']+@[^\s<>()\[\],;:\"']+")
 # Keyword patterns on accent-folded lower-case text, English and French side by side.
 _REMOVE = re.compile(
     r"\b(remove|delete|revoke|deactivate|disable|take away|cut off|left the company|no longer with|"
@@ -100,7 +98,7 @@ def find_email(text: str | None) -> str | None:
     """The first valid email address in ``text``, lower-cased ("it's Jean.Roy@Example.ca" → "jean.roy@example.ca").
 
     Syntax only: the domain's mail server is not looked up (no network at run time)."""
-    for candidate in _EMAIL_CANDIDATE.findall(text or ""):
+    for candidate in EMAIL_CANDIDATE.findall(text or ""):
         try:
             return str(validate_email(candidate.rstrip("."), check_deliverability=False).normalized).lower()
         except EmailNotValidError:

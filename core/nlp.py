@@ -59,6 +59,7 @@ POSTAL_PROVINCE = {
     "A": "NL", "B": "NS", "C": "PE", "E": "NB", "G": "QC", "H": "QC", "J": "QC", "K": "ON", "L": "ON", "M": "ON",
     "N": "ON", "P": "ON", "R": "MB", "S": "SK", "T": "AB", "V": "BC", "X": "NT", "Y": "YT",
 }
+# Anything shaped like an address; email-validator then says whether it is one (syntax only: no network).
 EMAIL_CANDIDATE = re.compile(r"[^\s<>()\[\],;:\"']+@[^\s<>()\[\],;:\"']+")
 # A North American number as people write it: "(514) 555-0199", "+1 514.555.0199", "1-416-555-0142".
 NANP_NUMBER = re.compile(r"(?<![\w+-])(?<!\d\.)(?:\+?1[\s.-]?)?\(?([2-9]\d{2})\)?[\s./-]?([2-9]\d{2})[\s.-]?(\d{4})(?!\d)")
@@ -265,6 +266,9 @@ def _place_patterns() -> list[dict[str, Any]]:
     return patterns
 
 
+# Only the start of a longer text is read: what a customer names is there, and spaCy refuses texts over 1,000,000
+# characters (a pasted log in a chat message, a huge mail) rather than slowing down.
+MAX_CHARS = 20_000
 # The French model's statistical components (tokens to people): about 5 ms for a chat message, 60 ms for a long mail;
 # the rules alone take 0.1 to 7 ms.
 STATISTICAL = ["tok2vec", "morphologizer", "attribute_ruler", "lemmatizer", "ner"]
@@ -289,7 +293,7 @@ def analyse(text: str, language: str, statistical: bool = False) -> Analysis:
     """The entities of ``text`` written in ``language`` (en or fr). ``statistical`` adds the French model's
     tokens-to-people components: measured by ``bench/entity_eval.py``, they change none of the billing entities
     (invoice, amounts, places, codes) at ten times the cost, so only callers that need morphology or people ask."""
-    doc = pipeline("fr" if language == "fr" else "en", statistical)(text)
+    doc = pipeline("fr" if language == "fr" else "en", statistical)(text[:MAX_CHARS])
     return Analysis(language, doc, tuple(_entities(doc)))
 
 
