@@ -46,6 +46,11 @@ class Evidence:
             self.decisive.add("CA" if weight > 0 else "US")
         self.reasons.append(reason)
 
+    def settle(self, country: str, reason: str) -> None:
+        """Record an item of decisive evidence that adds no weight of its own (its parts are weighed already)."""
+        self.decisive.add(country)
+        self.reasons.append(reason)
+
 
 @dataclass(frozen=True)
 class Attachment:
@@ -112,6 +117,7 @@ class Mail:
     # found in them (entities only: a spaCy Doc would cost more to send back from a reader process than to make).
     own_words: str = ""
     entities: tuple[Entity, ...] = ()
+    signature_start: int = 0  # where the signature starts in own_words (their length when it has none)
     sender: Sender = field(default_factory=Sender)  # the person and company it comes from
     place_evidence: Evidence | None = None  # what the mail says of where the customer is (misroute filter)
     misroute: str = "none"

@@ -105,7 +105,7 @@ def report(mail: Mail) -> dict[str, Any]:
         "attachments_dropped": mail.attachments_dropped,
         "customer": {"name": mail.sender.person or mail.from_name or None, "company": mail.sender.company},
         "entities": [
-            {"label": e.label.lower(), "text": e.text, "value": e.value, "country": e.country}
+            {"label": e.label.lower(), "text": e.text, "value": e.value or e.region, "country": e.country}
             for e in mail.entities
             if e.label not in ("MISC", "LOCATION", "PERSON", "ORG")  # who wrote it is "customer"
         ],

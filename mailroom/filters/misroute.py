@@ -22,6 +22,8 @@ from core.text import fold_accents
 from mailroom.context import TriageContext
 from mailroom.mail import Evidence, Mail
 
+# A Canadian business number with its GST/HST or QST program account ("81234 5678 RT0001"): a Canadian business.
+BUSINESS_NUMBER = re.compile(r"\b(\d{5}\s?\d{4}\s?(?:RT|TQ)\s?\d{4})\b")
 CANADIAN_MONEY = re.compile(r"\b(GST|HST|QST|PST|TPS|TVQ|TVH|TVP|CAD)\b|\bCA\$|\$\s?CA(N)?\b|\bcanadian dollars?\b|dollars? canadiens?")
 US_MONEY = re.compile(r"\b(USD|IRS|EIN)\b|\bUS\$|\bsales tax\b|\bUS dollars?\b|\bW-9\b|\bstate tax\b")
 
@@ -55,11 +57,21 @@ def with_account(evidence: Evidence, account_region: str | None, account_number:
     return combined
 
 
-def weigh(text: str, entities: Sequence[Entity], sender: str, language: str) -> Evidence:
-    """The evidence in a mail's own words, their entities (``core.nlp``) and its sender's address."""
+def weigh(text: str, entities: Sequence[Entity], sender: str, language: str, signature_start: int | None = None) -> Evidence:
+    """The evidence in a mail's own words, their entities (``core.nlp``) and its sender's address; entities from
+    ``signature_start`` on are the sender's own contact block."""
     evidence = Evidence()
+    signature_start = len(text) if signature_start is None else signature_start
     for country, sign in (("CA", 1.0), ("US", -1.0)):
         _weigh_places(evidence, [e for e in entities if e.country == country], sign)
+        own = [e for e in entities if e.country == country and e.start >= signature_start
+               and e.label in ("PLACE", "POSTAL_CODE", "ZIP_CODE")]  # an address, not a phone alone
+        if own:
+            evidence.settle(country, f"the sender's signature is {_COUNTRY[country]} ({own[0].text})")
+    number = BUSINESS_NUMBER.search(text)
+    if number:  # the program suffix is the CRA's (RT: GST/HST) or Revenu Québec's (TQ: QST), whatever the checksum
+        evidence.add("business number", DECISIVE, f"a Canadian GST/HST or QST registration number ({number.group(1)})",
+                     decisive=True)
     canadian_taxes = CANADIAN_MONEY.findall(text) + re.findall(r"dollars? canadiens?", fold_accents(text.lower()))
     if canadian_taxes:
         evidence.add("money", 2.5, "Canadian taxes or currency (GST/HST/QST, TPS/TVQ, CAD)")
@@ -129,7 +141,10 @@ def decide(evidence: Evidence, team: str) -> tuple[str, float]:
     other_weight = evidence.weight_us if team == "CA" else evidence.weight_ca
     conflicting = own_weight >= STRONG and other_weight >= STRONG
     other_decisive = ("US" if team == "CA" else "CA") in evidence.decisive
-    if p_other >= CONFIDENT and (len(other_kinds) >= 2 or other_decisive) and not conflicting:
+    confident = p_other >= CONFIDENT and (len(other_kinds) >= 2 or other_decisive)
+    # The sender's own signature of the other country, and nothing at all for the inbox's own: theirs.
+    alone = other_decisive and own_weight == 0 and p_other >= UNSURE
+    if (confident or alone) and not conflicting:
         return ("to_us" if team == "CA" else "to_ca"), round(p_other, 3)
     if p_other >= UNSURE or (conflicting and p_other >= 0.5):  # strong on both sides: unsure unless ours outweighs
         return "unsure", round(max(p_other, 0.5), 3)
@@ -144,7 +159,8 @@ class WeighPlaces:
     def run(self, mail: Mail, context: TriageContext) -> None:
         if not mail.needs_ticket:
             return
-        mail.place_evidence = weigh(mail.own_words, mail.entities, mail.from_address, mail.language)
+        mail.place_evidence = weigh(mail.own_words, mail.entities, mail.from_address, mail.language,
+                                    mail.signature_start)
 
 
 class DetectMisroute:

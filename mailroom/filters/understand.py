@@ -36,11 +36,14 @@ class ReadEntities:
     def run(self, mail: Mail, context: TriageContext) -> None:
         if not mail.needs_ticket:
             return
+        signature = mail.signature or last_block(mail.body)
         text = "\n".join(part for part in (mail.subject, mail.body, mail.signature) if part)
         for address in context.own_addresses:
-            text = text.replace(address, " ")
+            text, signature = text.replace(address, " "), signature.replace(address, " ")
         mail.own_words, mail.entities = text, analyse(text, mail.language).entities
-        mail.sender = find_sender(mail.from_name, mail.signature or last_block(mail.body), mail.language)
+        # Where the sender's own contact block starts in those words (their phone, their address).
+        mail.signature_start = text.rfind(signature) if signature else len(text)
+        mail.sender = find_sender(mail.from_name, signature, mail.language)
 
 
 class ClassifyTopic:

@@ -43,6 +43,31 @@ def test_a_postal_code_with_its_province_alone_sends_a_french_mail_to_the_canadi
     assert got["misroute"] == "to_ca" and got["team"] == "CA", got["reasons"]
 
 
+def test_the_sender_s_own_address_in_the_signature_decides_when_nothing_points_home(
+    base_context: TriageContext, mail_settings: Settings
+) -> None:
+    ours = triage(base_context, mail_settings, "Kate <kate@gmail.example.com>", "Export is empty",
+                  "Hi, the call detail export for February downloads empty. Can you send it?\n\nThanks,\nKate Moran\n"
+                  "Office Manager, Larkin Realty\nScottsdale, AZ")
+    assert ours["misroute"] == "to_us", ours["reasons"]
+    assert any("signature is US" in reason for reason in ours["reasons"])
+    french = triage(base_context, mail_settings, "Rémi <remi@gmail.example.com>", "Relevé d'appels",
+                    "Bonjour, je voudrais le détail des appels de mars.\n\nMerci,\nRémi Cormier\nDieppe, N.-B.",
+                    to=US_INBOX)
+    assert french["misroute"] == "to_ca", french["reasons"]
+    # A phone number alone, from a free-mail address, is too thin to forward: an agent decides.
+    phone = triage(base_context, mail_settings, "Mike <mike@gmail.example.com>", "Copy of my bill",
+                   "Hi can you send me a copy of last month's bill. thanks\n\nMike\n305-555-0147")
+    assert phone["misroute"] == "unsure", phone["reasons"]
+
+
+def test_a_canadian_gst_registration_number_is_a_canadian_business(base_context: TriageContext,
+                                                                   mail_settings: Settings) -> None:
+    got = triage(base_context, mail_settings, "AP <ap@walsh.example.com>", "Our tax number on invoices",
+                 "Hello, please add our GST/HST registration number 12345 6789 RT0001 to our invoices.", to=US_INBOX)
+    assert got["misroute"] == "to_ca", got["reasons"]
+
+
 def test_a_card_zip_code_does_not_send_a_canadian_customer_away(base_context: TriageContext,
                                                                 mail_settings: Settings) -> None:
     got = triage(base_context, mail_settings, "Paul <paul@garageroy.ca>", "Carte refusée",
