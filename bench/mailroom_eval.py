@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
+from stdnum import luhn  # noqa: E402
 
 from core.settings import Settings  # noqa: E402
 from mailroom.cli import triage_file  # noqa: E402
@@ -49,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {name}: {field} {got[field]!r}, expected {want.get(field)!r}")
         if got["misroute"] in ("to_us", "to_ca") and got["misroute"] != want.get("misroute"):
             false_forwards += 1
-        if any(len(re.sub(r"\D", "", m)) >= 13 for m in CARD.findall(str(got["text"]))):
+        # A card number is 13 to 19 digits that pass the Luhn check (an invoice or order number need not).
+        if any(len(digits := re.sub(r"\D", "", m)) >= 13 and luhn.is_valid(digits) for m in CARD.findall(str(got["text"]))):
             cards_left += 1
             print(f"  {name}: a card number is left in the text")
     total = len(expected)

@@ -55,7 +55,11 @@ QUEUE_KEYWORDS: dict[str, re.Pattern[str]] = {
         r"\b(letters?|lettre|attestation|good standing|en regle|(vendor|supplier) (form|registration|setup|set up)|"
         r"(formulaire|inscription|fiche) (de |des )?fournisseurs?|phishing|scam|fraud\w*|hameconn\w*|arnaque|"
         r"suspicious|suspect|pricing|price list|discount|rabais|escompte|contract|contrat|tax[- ]exempt\w*|exemption|"
-        r"exempt\w* (from|de) (sales )?tax\w*|exonere\w*|w-?8\w*|w-?9)\b"
+        r"exempt\w* (from|de) (sales )?tax\w*|exonere\w*|w-?8\w*|w-?9|"
+        # prices of more lines or another plan (sales questions), mail that may not be ours, thanks needing no answer
+        r"prices?|prix|tarifs?|quote|soumission|forfaits?|per line|par ligne|(more|extra|additional|new) lines|"
+        r"lignes? (de plus|supplementaires?|additionnelles?)|is (this|it) (legit|real|from you)|legit\w*|fake|"
+        r"faux courriel|usurp\w*|no need to (reply|respond)|pas besoin de (repondre|me repondre))\b"
     ),
     "users": re.compile(
         r"\b(users?|log ?in|logging in|locked out|password|username|sign in|access|manage users|permissions?|"

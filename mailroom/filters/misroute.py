@@ -6,9 +6,11 @@ sender's known account, the address's country domain, and, weakly, French. What 
 (Canadian businesses use them), French alone (it is written in the US too), "CA", "ON", "IN", "OK"... as words
 (they count only in an address, right before a ZIP or postal code), our own addresses and toll-free number.
 Places, codes and phone numbers are the entities of the understanding layer (``core.nlp``). Confident means one
-item of decisive evidence (a full address: a postal code with its province, a ZIP code with its state; the
-sender's known account) or strong evidence of two kinds, and nothing strong for the inbox's own country;
-otherwise at most "unsure", for an agent to decide. Wrong forwards are the costliest mistake: 0 is the first rule.
+item of decisive evidence (a full address: a postal code with its province, a ZIP code with its state; a GST/HST
+registration number; the sender's known account) or strong evidence of two kinds, and nothing strong for the
+inbox's own country; or, when nothing at all points to the inbox's own country, the sender's signature or one
+strong item (an area code, a postal or ZIP code, the other country's taxes) of the other. Otherwise at most
+"unsure", for an agent to decide. Wrong forwards are the costliest mistake: 0 is the first rule.
 """
 
 from __future__ import annotations
@@ -24,13 +26,23 @@ from mailroom.mail import Evidence, Mail
 
 # A Canadian business number with its GST/HST or QST program account ("81234 5678 RT0001"): a Canadian business.
 BUSINESS_NUMBER = re.compile(r"\b(\d{5}\s?\d{4}\s?(?:RT|TQ)\s?\d{4})\b")
-CANADIAN_MONEY = re.compile(r"\b(GST|HST|QST|PST|TPS|TVQ|TVH|TVP|CAD)\b|\bCA\$|\$\s?CA(N)?\b|\bcanadian dollars?\b|dollars? canadiens?")
-US_MONEY = re.compile(r"\b(USD|IRS|EIN)\b|\bUS\$|\bsales tax\b|\bUS dollars?\b|\bW-9\b|\bstate tax\b")
+# Canadian taxes and currency; the tax names also in lower case ("50$ + tps/tvq"), but "tps" only beside "tvq" (it is
+# also short for "temps") and "PST", "CAD" only in capitals.
+CANADIAN_MONEY = re.compile(
+    r"\b(PST|TPS|TVP|CAD)\b|(?i:\b(gst|hst|qst|tvq|tvh)\b|\btps\s*(?:/|et|\+|&)\s*tvq\b)|\bCA\$|\$\s?CA(N)?\b"
+    r"|(?i:\bcanadian dollars?\b|dollars? canadiens?)"
+)
+# US taxes: a state's tax or a US tax form or number is strong; "sales tax" or US dollars alone are said in Canada
+# too (HST is a sales tax; some Canadian businesses pay in USD), so they weigh less.
+US_TAXES = re.compile(r"(?i:\bstate (sales )?tax\w*|\bcounty tax\w*)|\b(IRS|EIN|W-9|1099)\b")
+US_MONEY = re.compile(r"\bUSD\b|\bUS\$|(?i:\bsales tax\b|\bUS dollars?\b)")
 
 # A full address (a postal code with its province, a ZIP code with its state) decides alone; a postal or ZIP code
 # without one, an area code, Canadian taxes by name are strong; places, domains and French add to them.
 DECISIVE = 4.0
 STRONG = 3.0
+# Strong evidence this heavy decides alone when nothing at all points to the inbox's own country (see decide).
+ALONE = 2.0
 CONFIDENT = 0.9
 UNSURE = 0.6
 
@@ -72,11 +84,12 @@ def weigh(text: str, entities: Sequence[Entity], sender: str, language: str, sig
     if number:  # the program suffix is the CRA's (RT: GST/HST) or Revenu Québec's (TQ: QST), whatever the checksum
         evidence.add("business number", DECISIVE, f"a Canadian GST/HST or QST registration number ({number.group(1)})",
                      decisive=True)
-    canadian_taxes = CANADIAN_MONEY.findall(text) + re.findall(r"dollars? canadiens?", fold_accents(text.lower()))
-    if canadian_taxes:
+    if CANADIAN_MONEY.search(fold_accents(text)):
         evidence.add("money", 2.5, "Canadian taxes or currency (GST/HST/QST, TPS/TVQ, CAD)")
-    if US_MONEY.search(text):
-        evidence.add("money", -2.0, "US taxes or currency (sales tax, USD)")
+    if US_TAXES.search(text):
+        evidence.add("money", -2.0, "US taxes (state tax, IRS, W-9)")
+    elif US_MONEY.search(text):
+        evidence.add("money", -1.0, "sales tax or US dollars (weak: said in Canada too)")
     domain = sender.rsplit("@", 1)[-1].lower() if "@" in sender else ""
     if domain.endswith(".ca"):
         evidence.add("domain", 1.5, f"the sender's domain {domain} is Canadian")
@@ -142,8 +155,9 @@ def decide(evidence: Evidence, team: str) -> tuple[str, float]:
     conflicting = own_weight >= STRONG and other_weight >= STRONG
     other_decisive = ("US" if team == "CA" else "CA") in evidence.decisive
     confident = p_other >= CONFIDENT and (len(other_kinds) >= 2 or other_decisive)
-    # The sender's own signature of the other country, and nothing at all for the inbox's own: theirs.
-    alone = other_decisive and own_weight == 0 and p_other >= UNSURE
+    # Nothing at all for the inbox's own country, and for the other one an item of decisive evidence (the sender's
+    # signature) or of strong evidence (an area code, a postal or ZIP code, its taxes): theirs.
+    alone = own_weight == 0 and (other_decisive or other_weight >= ALONE) and p_other >= UNSURE
     if (confident or alone) and not conflicting:
         return ("to_us" if team == "CA" else "to_ca"), round(p_other, 3)
     if p_other >= UNSURE or (conflicting and p_other >= 0.5):  # strong on both sides: unsure unless ours outweighs

@@ -45,7 +45,7 @@ def test_card_numbers_never_survive(results: dict[str, dict[str, Any]], name: st
 
 
 @pytest.mark.parametrize("name", sorted(n for n, e in EXPECTED.items() if e["misroute"] in ("to_us", "to_ca")))
-def test_a_confident_misroute_gives_two_kinds_of_evidence(results: dict[str, dict[str, Any]], name: str) -> None:
+def test_a_forwarded_misroute_says_what_decided_it(results: dict[str, dict[str, Any]], name: str) -> None:
     got = results[name]
-    assert got["misroute_confidence"] >= 0.9
-    assert sum(1 for r in got["reasons"] if r.startswith("misroute")) == 1
+    [reason] = [r for r in got["reasons"] if r.startswith("misroute")]
+    assert got["misroute_confidence"] >= 0.6 and ": " in reason and reason.split(": ", 1)[1]

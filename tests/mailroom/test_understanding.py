@@ -55,10 +55,20 @@ def test_the_sender_s_own_address_in_the_signature_decides_when_nothing_points_h
                     "Bonjour, je voudrais le détail des appels de mars.\n\nMerci,\nRémi Cormier\nDieppe, N.-B.",
                     to=US_INBOX)
     assert french["misroute"] == "to_ca", french["reasons"]
-    # A phone number alone, from a free-mail address, is too thin to forward: an agent decides.
+    # One strong item (an area code) decides only when nothing at all points to the inbox's own country.
     phone = triage(base_context, mail_settings, "Mike <mike@gmail.example.com>", "Copy of my bill",
                    "Hi can you send me a copy of last month's bill. thanks\n\nMike\n305-555-0147")
-    assert phone["misroute"] == "unsure", phone["reasons"]
+    assert phone["misroute"] == "to_us", phone["reasons"]
+    canadian_too = triage(base_context, mail_settings, "Mike <mike@tremblay.example.ca>", "Copy of my bill",
+                          "Hi can you send me a copy of last month's bill. thanks\n\nMike\n305-555-0147")
+    assert canadian_too["misroute"] in ("none", "unsure"), canadian_too["reasons"]  # never forwarded
+    lowercase_taxes = triage(base_context, mail_settings, "Lyne <lyne@videotron.example.com>", "credit",
+                             "allo, on devait avoir un credit de 50$ + tps/tvq pour la panne. je le vois pas", to=US_INBOX)
+    assert lowercase_taxes["misroute"] == "to_ca", lowercase_taxes["reasons"]
+    # "sales tax" alone is said in Canada too: never enough on its own.
+    sales_tax = triage(base_context, mail_settings, "Jo <jo@gmail.example.com>", "Tax on my bill",
+                       "Why is there sales tax on my invoice this month?")
+    assert sales_tax["misroute"] != "to_us", sales_tax["reasons"]
 
 
 def test_a_canadian_gst_registration_number_is_a_canadian_business(base_context: TriageContext,
