@@ -145,15 +145,17 @@ def test_a_misroute_is_confirmed_and_a_quarantined_message_read_again(
     stack: Stack, dovecot: Dovecot, stack_smtp: SmtpServer, database: sa.engine.Engine,
     agents: dict[str, dict[str, str]], open_page: Callable[[], Page],
 ) -> None:
-    customer = f"office-{uuid.uuid4().hex[:6]}@lonestar-roofing.com"
+    # US clues (a Dallas area code, sales tax) against a Canadian one (the .ca domain): unsure, for an agent.
+    customer = f"office-{uuid.uuid4().hex[:6]}@lonestar-roofing.ca"
     raw, message_id = mail(customer, "Dale Hicks", "Question on our bill",
-                           "Hi, our invoice this month looks higher. Can someone check it?\n\nDale\n(214) 555-0187")
+                           "Hi, our invoice this month looks higher, is it the sales tax? Can someone check it?\n\n"
+                           "Dale\n(214) 555-0187")
     dovecot.deliver("stack-ca", raw)
     page = open_page()
     sign_in(page, stack, agents["ca_en"])
     expect(page.locator("tr", has_text="Question on our bill")).to_be_visible(timeout=WAIT)
     ticket = ticket_of(database, message_id)
-    assert ticket.misroute == "unsure", "a single US area code: flagged, never forwarded on its own"
+    assert ticket.misroute == "unsure", "US and Canadian clues: flagged, never forwarded on its own"
     page.goto(f"{stack.console_url}/tickets/{ticket.id}")
     page.click("button[name=decision][value=confirm]")
     expect(page.locator(".flash-info")).to_contain_text("Forwarded to the other team")  # the US team's now
