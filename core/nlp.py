@@ -123,9 +123,6 @@ class Analysis:
     def of(self, *labels: str) -> list[Entity]:
         return [entity for entity in self.entities if entity.label in labels]
 
-    def lemmas(self) -> list[str]:
-        return [token.lemma_.lower() or token.lower_ for token in self.doc]
-
 
 @dataclass(frozen=True)
 class _Place:
@@ -192,7 +189,7 @@ def _rule_spans(doc: Doc, existing: list[Span]) -> Iterator[Span | None]:
     for match in INVOICE_NUMBER.finditer(text):
         yield _span(doc, match.start(), match.end(), "INVOICE_NUMBER")
     for match in EMAIL_CANDIDATE.finditer(text):
-        yield _span(doc, match.start(), match.end() - len(match.group()) + len(match.group().rstrip(".")), "EMAIL")
+        yield _span(doc, match.start(), match.start() + len(match.group().rstrip(".")), "EMAIL")  # not the full stop
     for match in NANP_NUMBER.finditer(text):
         yield _span(doc, match.start(), match.end(), "PHONE")
     for match in MONEY.finditer(text):

@@ -19,7 +19,7 @@ import yaml
 
 from core.files import remove_stale_temporaries
 from core.knowledge import QUEUES, Article
-from core.nlp import analyse
+from core.nlp import pipeline
 from core.text import fold_accents
 from core.topics import CorruptModel, TopicModel, TopicModelConfig
 
@@ -204,7 +204,7 @@ def asks_politely(text: str) -> bool:
     """Whether a French thanks asks for something: "merci de" / "je vous remercie de" and a verb in the
     infinitive ("Merci de faire le paiement"), not a thanks for what was done ("merci de m'avoir répondu", "merci
     de votre aide")."""
-    doc = analyse(text, "fr", statistical=True).doc  # the French model's morphology: which verb is an infinitive
+    doc = pipeline("fr", statistical=True)(text)  # the French model's morphology: which verb is an infinitive
     for index, token in enumerate(doc):
         if token.lower_ not in ("merci", "remercie", "remercions") or index + 1 >= len(doc):
             continue

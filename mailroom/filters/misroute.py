@@ -103,10 +103,9 @@ def weigh(text: str, entities: Sequence[Entity], sender: str, language: str, sig
 def _weigh_places(evidence: Evidence, found: list[Entity], sign: float) -> None:
     """Add what the places, codes and phone numbers of one country (``sign``: +1 Canada, -1 USA) say."""
     codes = [e for e in found if e.label in ("POSTAL_CODE", "ZIP_CODE")]
-    named_with_code = [e for e in codes if _division_before(e, found)]
-    if named_with_code:  # a full address: decisive on its own
-        code = named_with_code[0]
-        division = _division_before(code, found)
+    full_addresses = [(code, division) for code in codes if (division := _division_before(code, found))]
+    if full_addresses:  # a full address: decisive on its own
+        code, division = full_addresses[0]
         what = "postal code" if code.label == "POSTAL_CODE" else "ZIP code"
         evidence.add("address", sign * DECISIVE, f"{_COUNTRY[code.country or '']} address: {division} {what} {code.value}",
                      decisive=True)
