@@ -13,16 +13,29 @@ STAMP  := $(VENV)/.installed-stamp
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONWARNINGS := ignore::DeprecationWarning
+# Rasa reports usage and errors to its makers unless told not to: nothing leaves this machine.
+export RASA_TELEMETRY_ENABLED := false
 
 # What a trained model depends on: retrain only when one of these changed.
 MODEL_INPUTS := config.yml domain.yml $(wildcard knowledge/*.yml) $(shell find bot/data -name '*.yml') \
                 bot/build.py bot/policies.py bot/slots.py $(wildcard bot/nlu/*.py) core/topics.py core/text.py \
                 core/language.py core/knowledge.py $(STAMP)
 
-.PHONY: run test setup install db db-quiet demo-users token triage mailroom-once tickets outbox agent-add demo-agents translations build train validate test-stories pytest bench lock clean shell lint
+.PHONY: run cluster haproxy test setup install db db-quiet demo-users token triage mailroom-once tickets outbox agent-add demo-agents translations build train validate test-stories pytest bench lock clean shell lint
 
 run: setup
 	@$(PY) -m runner
+
+# Every service as replicas behind HAProxy, on PostgreSQL (DATABASE_URL) and Redis (REDIS_URL): docs/deployment.md
+cluster: setup haproxy
+	@$(PY) -m runner.cluster
+
+# Debian's HAProxy, for `make cluster` and its tests (installed when missing; root, as in CI).
+haproxy:
+	@command -v haproxy >/dev/null || test -x /usr/sbin/haproxy || { \
+	  echo "installing HAProxy (Debian's package)..." >&2; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy \
+	    >/dev/null; } || { echo "make: could not install HAProxy: run 'apt-get install haproxy' as root"; exit 1; }; }
 
 setup: install db $(MODEL)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -21,18 +22,37 @@ from core.settings import Settings
 logger = logging.getLogger(__name__)
 RASA_TIMEOUT_SECONDS = 30.0
 SWEEP_SECONDS = 5.0
+BUSY_RETRY_SECONDS = 2  # when a busy Rasa did not say how long to wait
 # What the hub sends Rasa to make the bot speak without the customer: back from an agent, or no agent came.
 HANDED_BACK = "/agent_handed_back"
 UNCLAIMED = "/agent_unavailable"
 
 
-def ask_bot(factory: sessionmaker[Session], settings: Settings, conversation_id: int, text: str) -> bool:
-    """Pass one message to Rasa's REST channel as the conversation's customer and store the replies; False when
-    Rasa could not be reached (the customer's message stays stored)."""
+@dataclass(frozen=True)
+class BotReply:
+    """How a message passed to Rasa went: answered (the replies stored), or not, and then whether Rasa (or the
+    load balancer in front of it) said it was busy and when to try again."""
+
+    answered: bool
+    retry_after: int | None = None  # seconds: Rasa was busy and never took the message (HTTP 503)
+
+    def __bool__(self) -> bool:
+        return self.answered
+
+
+def _retry_after(response: requests.Response) -> int:
+    """The seconds of a 503's ``Retry-After`` (a number of seconds; anything else: ``BUSY_RETRY_SECONDS``)."""
+    value = response.headers.get("Retry-After", "")
+    return min(int(value), 60) if value.isdigit() and int(value) > 0 else BUSY_RETRY_SECONDS
+
+
+def ask_bot(factory: sessionmaker[Session], settings: Settings, conversation_id: int, text: str) -> BotReply:
+    """Pass one message to Rasa's REST channel as the conversation's customer and store the replies. Not
+    answered when Rasa could not be reached or was busy (the customer's message stays stored)."""
     with factory() as session:
         conversation = session.get(Conversation, conversation_id)
         if conversation is None:
-            return False
+            return BotReply(False)
         sender, language, token = str(conversation.sender_id), str(conversation.language), conversation.identity_token
     metadata: dict[str, Any] = {"language": language, "channel": "widget"}
     if token:
@@ -40,11 +60,14 @@ def ask_bot(factory: sessionmaker[Session], settings: Settings, conversation_id:
     try:
         reply = requests.post(f"{settings.rasa_url}/webhooks/rest/webhook", timeout=RASA_TIMEOUT_SECONDS,
                               json={"sender": sender, "message": text, "metadata": metadata})
+        if reply.status_code == 503:  # busy (HAProxy's queue is full): the message never reached a Rasa server
+            logger.warning("chat %s: the assistant is busy; the customer is asked to retry", sender)
+            return BotReply(False, retry_after=_retry_after(reply))
         reply.raise_for_status()
         answers = reply.json()
     except (requests.RequestException, ValueError) as error:
         logger.error("chat %s: the assistant could not be reached (%s)", sender, type(error).__name__)
-        return False
+        return BotReply(False)
     with unit_of_work(factory) as session:
         conversation = chats.lock(session, session.get(Conversation, conversation_id))
         for answer in answers if isinstance(answers, list) else []:
@@ -52,7 +75,7 @@ def ask_bot(factory: sessionmaker[Session], settings: Settings, conversation_id:
                        for b in answer.get("buttons") or [] if isinstance(b, dict)]
             if answer.get("text") or buttons:
                 chats.add_message(session, conversation, "bot", str(answer.get("text") or ""), buttons=buttons)
-    return True
+    return BotReply(True)
 
 
 def bot_resumes(factory: sessionmaker[Session], settings: Settings, conversation_id: int) -> None:

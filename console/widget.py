@@ -200,25 +200,44 @@ def history() -> Response:
 def send() -> tuple[Response, int] | Response:
     """Store the customer's message; while the bot owns the conversation, pass it to Rasa and store the replies.
     One transaction stores it (and answers, when a person or nobody owns the conversation); the call to Rasa runs
-    with no connection held."""
+    with no connection held. A send repeated with ``"resend": true`` after a ``bot_busy`` answer passes the stored
+    message to Rasa again, if nothing has answered it since."""
     factory = state().factory
     with unit_of_work(factory) as session:
         conversation = _conversation(session, locked=True)  # (an unknown key is told so first)
-        text, payload, client_id = _message_fields(_body())
+        body = _body()
+        text, payload, client_id = _message_fields(body)
         if conversation.owner == "closed":
             raise chats.ChatError("this conversation has ended: start a new one")
         message, new = chats.add_message_once(session, conversation, "customer", text, client_id=client_id)
         first_id, owner, conversation_id = int(message.id), str(conversation.owner), int(conversation.id)
-        if owner != "bot" or not new:
+        language = str(conversation.language)
+        unanswered = body.get("resend") is True and not chats.lines(session, conversation_id, first_id, limit=1)
+        if owner != "bot" or not (new or unanswered):
             return jsonify(_answer(session, conversation, first_id))
-    answered = ask_bot(factory, state().settings, conversation_id, payload or text)
+    reply = ask_bot(factory, state().settings, conversation_id, payload or text)
     with factory() as session:
         answer = _answer(session, session.get(Conversation, conversation_id), first_id)
-    if answered:
+    if reply:
         return jsonify(answer)
-    answer.update(error="bot_unavailable", message="The assistant cannot answer right now; your message is kept. "
-                  "Please try again in a moment.")
+    if reply.retry_after is not None:
+        answer.update(error="bot_busy", retry_after=reply.retry_after, message=BOT_BUSY.get(language, BOT_BUSY["en"]))
+        response = jsonify(answer)
+        response.headers["Retry-After"] = str(reply.retry_after)
+        return response, 503
+    answer.update(error="bot_unavailable", message=BOT_UNAVAILABLE.get(language, BOT_UNAVAILABLE["en"]))
     return jsonify(answer), 503
+
+
+# What a send answered with 503 says, in the conversation's language (the message is kept either way).
+BOT_BUSY = {
+    "en": "Many customers are writing right now: your message is kept and will be answered in a moment.",
+    "fr": "Beaucoup de clients écrivent en ce moment : votre message est gardé et recevra une réponse sous peu.",
+}
+BOT_UNAVAILABLE = {
+    "en": "The assistant cannot answer right now; your message is kept. Please try again in a moment.",
+    "fr": "L'assistant ne peut pas répondre pour l'instant; votre message est gardé. Veuillez réessayer sous peu.",
+}
 
 
 def _message_fields(body: dict[str, Any]) -> tuple[str, str | None, str | None]:

@@ -90,6 +90,10 @@ class Settings:
         chat_claim_seconds: how long a handed-off chat waits for an agent before the customer is offered an email
             ticket instead.
         widget_origins: the web origins whose pages may embed the chat widget ("*": any; or a comma-separated list).
+        redis_url: the Redis server of ``make cluster`` (``REDIS_URL``): the Rasa servers' shared lock store.
+        rasa_replicas / action_replicas / console_replicas / mailroom_replicas: how many processes of each service
+            ``make cluster`` runs behind HAProxy (the mailroom's workers share its mailboxes, one owner each).
+        haproxy_stats_port: where ``make cluster``'s HAProxy shows the state of every server.
     """
 
     var_dir: Path = field(default_factory=_default_var_dir)
@@ -125,11 +129,17 @@ class Settings:
     business_hours_file: Path = PROJECT_ROOT / "core" / "data" / "business_hours.yml"
     chat_claim_seconds: int = 300
     widget_origins: str = "*"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    rasa_replicas: int = 2
+    action_replicas: int = 2
+    console_replicas: int = 2
+    mailroom_replicas: int = 2
+    haproxy_stats_port: int = 8404
 
     def __post_init__(self) -> None:
         if not self.database_url:
             object.__setattr__(self, "database_url", f"sqlite:///{self.var_dir / 'billing.db'}")
-        for name in ("rasa_port", "action_port", "console_port"):
+        for name in ("rasa_port", "action_port", "console_port", "haproxy_stats_port"):
             port = getattr(self, name)
             if not 0 < port < 65536:
                 raise ConfigurationError(f"{PREFIX}{name.upper()}={port}: a port is a number from 1 to 65535")
@@ -145,6 +155,9 @@ class Settings:
             raise ConfigurationError(f"{PREFIX}CONSOLE_WORKERS and {PREFIX}CONSOLE_THREADS: at least 1 each")
         if self.chat_claim_seconds < 10:
             raise ConfigurationError(f"{PREFIX}CHAT_CLAIM_SECONDS={self.chat_claim_seconds}: at least 10 seconds")
+        for name in ("rasa_replicas", "action_replicas", "console_replicas", "mailroom_replicas"):
+            if not 1 <= getattr(self, name) <= 16:
+                raise ConfigurationError(f"{PREFIX}{name.upper()}={getattr(self, name)}: from 1 to 16 processes")
         if self.tracker_window < 20:
             raise ConfigurationError(
                 f"{PREFIX}TRACKER_WINDOW={self.tracker_window}: at least 20 events are needed to keep the rules' context"
@@ -226,6 +239,11 @@ class Settings:
             ("business_hours_file", Path),
             ("chat_claim_seconds", int),
             ("widget_origins", str),
+            ("rasa_replicas", int),
+            ("action_replicas", int),
+            ("console_replicas", int),
+            ("mailroom_replicas", int),
+            ("haproxy_stats_port", int),
         ):
             raw = env.get(PREFIX + name.upper())
             if raw is None or raw == "":
@@ -236,4 +254,6 @@ class Settings:
                 raise ConfigurationError(f"{PREFIX}{name.upper()}={raw!r}: {error}") from error
         if env.get("DATABASE_URL"):
             values["database_url"] = env["DATABASE_URL"]
+        if env.get("REDIS_URL"):
+            values["redis_url"] = env["REDIS_URL"]
         return cls(**values)  # type: ignore[arg-type]

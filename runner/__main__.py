@@ -13,23 +13,15 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
 
 import yaml
 
 from core.errors import ConfigurationError
 from core.files import write_atomic
 from core.settings import PROJECT_ROOT, Settings
-from runner.processes import (
-    LaunchError,
-    Service,
-    ensure_port_free,
-    first_exited,
-    start,
-    stop,
-    wait_until_ready,
-    write_pid_file,
-)
+from runner.processes import LaunchError, Service, ensure_port_free, start, stop, wait_until_ready, write_pid_file
+from runner.services import action_server, console_server, mailroom_worker, rasa_server
+from runner.supervise import supervise
 
 def _stop_requested(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
@@ -52,73 +44,12 @@ def mailroom_where(settings: Settings) -> str:
 
 def services_for(settings: Settings, endpoints: Path) -> list[Service]:
     """The processes to run, in start order."""
-    rasa = str(Path(sys.executable).with_name("rasa"))
     return [
-        Service(
-            name="actions",
-            command=[rasa, "run", "actions", "--actions", "bot.actions", "--port", str(settings.action_port)],
-            health_url=f"http://{settings.action_host}:{settings.action_port}/health",
-            host=settings.action_host,
-            port=settings.action_port,
-        ),
-        Service(
-            name="rasa",
-            command=[
-                rasa, "run", "--model", str(settings.model_path), "--endpoints", str(endpoints),
-                "--credentials", str(PROJECT_ROOT / "credentials.yml"), "--interface", settings.rasa_host,
-                "--port", str(settings.rasa_port), "--cors", "*",
-            ],
-            health_url=f"http://{settings.rasa_host}:{settings.rasa_port}/",
-            host=settings.rasa_host,
-            port=settings.rasa_port,
-        ),
-        Service(
-            name="mailroom",
-            command=[sys.executable, "-m", "mailroom", "daemon"],
-            health_url=None,
-            ready_line="mailroom watching",
-        ),
-        Service(
-            name="console",
-            command=[sys.executable, "-m", "console", "serve"],
-            health_url=f"http://{settings.console_host}:{settings.console_port}/healthz",
-            host=settings.console_host,
-            port=settings.console_port,
-        ),
+        action_server(settings, "actions", settings.action_port),
+        rasa_server(settings, endpoints, "rasa", settings.rasa_port),
+        mailroom_worker("mailroom"),
+        console_server(settings, "console", settings.console_port),
     ]
-
-
-RESTARTS_ALLOWED = 5  # restarts of one service within RESTART_WINDOW before the runner gives up (a crash loop)
-RESTART_WINDOW = 300.0
-
-
-def supervise(services: list[Service], env: dict[str, str], log_dir: Path, run_dir: Path) -> NoReturn:
-    """Restart a service that stops on its own, as systemd's ``Restart=on-failure`` would; raise ``LaunchError``
-    when one keeps stopping (``RESTARTS_ALLOWED`` times within ``RESTART_WINDOW`` seconds): that needs a person."""
-    restarts: dict[str, list[float]] = {service.name: [] for service in services}
-    while True:
-        time.sleep(0.5)  # supervision loop: notice a child that died
-        dead = first_exited(services)
-        if dead is None:
-            continue
-        assert dead.process is not None
-        now = time.monotonic()
-        recent = [moment for moment in restarts[dead.name] if now - moment < RESTART_WINDOW] + [now]
-        restarts[dead.name] = recent
-        status = dead.process.returncode
-        if len(recent) > RESTARTS_ALLOWED:
-            raise LaunchError(f"{dead.name} stopped {len(recent)} times in {RESTART_WINDOW / 60:.0f} minutes "
-                              f"(last exit status {status}); see {dead.log_path}")
-        print(f"{dead.name} stopped unexpectedly (exit status {status}); restarting it (log: {dead.log_path})",
-              flush=True)
-        start(dead, env, PROJECT_ROOT, log_dir)
-        write_pid_file(dead, run_dir)
-        try:
-            wait_until_ready(dead)
-        except LaunchError as error:  # it died again while starting: the next turn counts it, and may give up
-            print(f"{dead.name} did not start again: {str(error).splitlines()[0]}", flush=True)
-            continue
-        print(f"{dead.name} is running again", flush=True)
 
 
 def main() -> int:
@@ -132,7 +63,8 @@ def main() -> int:
         print(f"make run: no trained model at {settings.model_path}; run `make train`.", file=sys.stderr)
         return 2
     services = services_for(settings, write_endpoints(settings))
-    env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT), SQLALCHEMY_SILENCE_UBER_WARNING="1")
+    env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT), SQLALCHEMY_SILENCE_UBER_WARNING="1",
+               RASA_TELEMETRY_ENABLED="false")
     # Ctrl-C and `kill` both stop everything cleanly, even if a parent shell started us with SIGINT ignored.
     signal.signal(signal.SIGTERM, _stop_requested)
     signal.signal(signal.SIGINT, _stop_requested)

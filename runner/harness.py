@@ -24,11 +24,14 @@ from core.settings import PROJECT_ROOT, Settings
 from runner.processes import LaunchError
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on right now (the kernel's choice)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def free_port(below: int = 65536) -> int:
+    """A TCP port nothing listens on right now (the kernel's choice), lower than ``below``."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port < below:
+            return port
 
 
 @dataclass
@@ -36,11 +39,12 @@ class Stack:
     """A running ``python -m runner`` and how to reach it.
 
     Attributes:
-        env: the environment it was started with (``BILLING_*`` and ``DATABASE_URL`` settings).
+        env: the environment it was started with (``BILLING_*``, ``DATABASE_URL`` and ``REDIS_URL`` settings).
         started_in: seconds from launch until both servers answered.
     """
 
     env: dict[str, str]
+    module: str = "runner"  # what runs it: ``runner`` (make run) or ``runner.cluster`` (make cluster)
     process: subprocess.Popen[bytes] | None = None
     started_in: float = 0.0
     output_path: Path | None = None
@@ -70,7 +74,7 @@ class Stack:
         began = time.monotonic()
         with self.output_path.open("wb") as output:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "runner"], cwd=PROJECT_ROOT, env=self.env, stdout=output,
+                [sys.executable, "-m", self.module], cwd=PROJECT_ROOT, env=self.env, stdout=output,
                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             )
         while time.monotonic() - began < timeout:
@@ -113,6 +117,7 @@ def stack_environment(var_dir: Path, database_url: str | None = None, **override
         BILLING_CONSOLE_PORT=str(free_port()),
         SQLALCHEMY_SILENCE_UBER_WARNING="1",
         TF_CPP_MIN_LOG_LEVEL="2",
+        RASA_TELEMETRY_ENABLED="false",
     )
     if database_url:
         env["DATABASE_URL"] = database_url

@@ -38,6 +38,7 @@ class Service:
         host / port: where it listens (None for a service that listens nowhere).
         ready_line: for a service without a URL, the log line that says it is ready.
         startup_timeout: seconds to wait for readiness.
+        env: variables of its own, over the environment it is started with.
     """
 
     name: str
@@ -47,6 +48,7 @@ class Service:
     port: int | None = None
     ready_line: str | None = None
     startup_timeout: float = 180.0
+    env: Mapping[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     log_path: Path | None = None
     log_offset: int = 0  # where this start's output begins in the log (it is appended to across restarts)
@@ -102,7 +104,7 @@ def start(service: Service, env: Mapping[str, str], cwd: Path, log_dir: Path) ->
     service.log_offset = log.tell()
     try:
         service.process = subprocess.Popen(
-            list(service.command), cwd=cwd, env=dict(env), stdout=log, stderr=subprocess.STDOUT,
+            list(service.command), cwd=cwd, env={**env, **service.env}, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent,
         )
     finally:

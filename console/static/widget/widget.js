@@ -19,6 +19,7 @@
   const TYPING_EVERY_MS = 3000;
   const AGENT_TYPING_MS = 15000;  // a lost "typing: false" must not leave the line up for ever
   const MAX_DELAY_MS = 15000;
+  const MAX_BUSY_TRIES = 10;  // an assistant busy for this many of its Retry-After delays is treated as down
 
   const TEXT = {
     en: {
@@ -39,6 +40,7 @@
       sending: "Sending…",
       reconnecting: "Reconnecting…",
       retrying: "Your message could not be sent. Trying again…",
+      busy: "Many customers are writing right now: your message is kept, trying again in a moment…",
       failed: "Something went wrong. Please try again.",
       ended: "The conversation has ended.",
       ratingPrompt: "How did we do?",
@@ -68,6 +70,7 @@
       sending: "Envoi…",
       reconnecting: "Reconnexion…",
       retrying: "Votre message n'a pas pu être envoyé. Nouvel essai…",
+      busy: "Beaucoup de clients écrivent en ce moment : votre message est gardé, nouvel essai sous peu…",
       failed: "Une erreur est survenue. Veuillez réessayer.",
       ended: "La conversation est terminée.",
       ratingPrompt: "Comment était notre service?",
@@ -98,6 +101,8 @@
   }
 
   const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+  /** A server's Retry-After (seconds) in milliseconds, within 1 s and MAX_DELAY_MS. */
+  const retryDelay = (seconds) => Math.min(Math.max(Number(seconds) || 2, 1) * 1000, MAX_DELAY_MS);
 
   function parse(json) {
     try { return JSON.parse(json); } catch { return null; }
@@ -603,6 +608,7 @@
 
   /** Sends one message until the server has it; the same client_id every time, so the server keeps it once. */
   async function deliver(item) {
+    let busyTries = 0;
     for (let delay = 1000; ; delay = Math.min(delay * 2, MAX_DELAY_MS)) {
       let result = null;
       let asked = null;
@@ -611,6 +617,7 @@
         asked = key;
         const body = { text: item.text, client_id: item.clientId };
         if (item.payload) body.payload = item.payload;
+        if (item.resend) body.resend = true;
         result = await call("POST", "chat/messages", body);
       } catch { result = null; }
       if (result && result.ok) {
@@ -624,6 +631,17 @@
       }
       if (result && result.status === 401) {
         startOver();  // the server forgot the key: the message goes to a new conversation
+      } else if (result && result.status === 503 && result.data && result.data.error === "bot_busy"
+                 && busyTries < MAX_BUSY_TRIES) {
+        // The assistant is overloaded and never took the message (kept on the server): ask it again after the
+        // delay the server gave, for the same stored message.
+        busyTries += 1;
+        item.resend = true;
+        item.row.remove();
+        catchUp();
+        showAlert(t().busy);
+        await sleep(retryDelay(result.data.retry_after));
+        continue;
       } else if (result && result.status === 503) {
         item.row.remove();  // the bot is down, but the message is stored: fetch it back as it was kept
         showAlert(messageOf(result));
