@@ -136,10 +136,11 @@ def haproxy_config(settings: Settings, directory: Path) -> str:
                          for n in range(1, count + 1))
 
     rasa_depth = BUSY_QUEUE_DEPTH * settings.rasa_replicas
-    return f"""# Written by `make cluster` (runner/cluster.py) at each start: edit that, not this.
+    return f"""# Written by runner/cluster.py (`make cluster` at each start, or its write-config): change that, not this.
 global
     maxconn 4096
     log stdout format raw local0 notice
+    stats socket {directory / "haproxy.sock"} mode 600 level admin
 
 defaults
     mode http
@@ -152,7 +153,8 @@ defaults
     timeout queue {BUSY_QUEUE_SECONDS}s
     retries 3
     option redispatch 1
-    default-server inter 1s fastinter 500ms downinter 1s rise 2 fall 2 on-marked-down shutdown-sessions
+    # Checked every second; a connection refused (the process died) takes the server out at once.
+    default-server inter 1s fastinter 500ms downinter 1s rise 2 fall 2 observe layer4 error-limit 1 on-error mark-down
     errorfiles busy
 
 http-errors busy
@@ -168,6 +170,7 @@ backend rasa
     # A request sent to a server that died before answering anything goes to another (the customer's message
     # was not stored: Rasa stores a turn at its end, just before answering).
     retry-on conn-failure empty-response
+    timeout server 30s
     option httpchk GET /
     http-check expect status 200
 {servers("rasa", settings.rasa_port, settings.rasa_replicas, f"maxconn {RASA_CONNECTIONS}")}
@@ -257,7 +260,27 @@ def listening(settings: Settings) -> str:
     )
 
 
+def write_config(directory: Path) -> int:
+    """``python -m runner.cluster write-config DIR``: HAProxy's configuration and the Rasa servers' endpoints for
+    the settings of the environment, written into ``DIR`` (for a deployment under systemd: docs/deployment.md)."""
+    try:
+        settings = cluster_settings(dict(os.environ))
+    except ConfigurationError as error:
+        print(f"write-config: {error}", file=sys.stderr)
+        return 2
+    directory.mkdir(parents=True, exist_ok=True)
+    write_endpoints(settings, directory)
+    write_atomic(directory / "haproxy.cfg", haproxy_config(settings, directory))
+    print(f"wrote {directory / 'haproxy.cfg'} (with busy.http and busy.json beside it) and {directory / 'endpoints.yml'}")
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1:2] == ["write-config"]:
+        if len(sys.argv) != 3:
+            print("usage: python -m runner.cluster write-config DIRECTORY", file=sys.stderr)
+            return 2
+        return write_config(Path(sys.argv[2]))
     try:
         settings = cluster_settings(dict(os.environ))
         settings.signing_secret()
