@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.settings import PROJECT_ROOT
-from runner.__main__ import RESTARTS_ALLOWED, supervise
+from runner.supervise import RESTARTS_ALLOWED, supervise
 from runner.harness import stack_environment
 from runner.processes import LaunchError, Service, ensure_port_free, start, wait_until_ready
 

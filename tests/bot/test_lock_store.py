@@ -1,0 +1,107 @@
+"""The Rasa servers' shared lock store on the machine's Redis: tickets drawn at once by several servers are all
+different and served in order; a server that died holding a ticket blocks its conversation for seconds only."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from bot.lock_store import TICKET_SECONDS, ClusterLockStore, redis_options
+
+REDIS_URL = os.environ.get("BILLING_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
+
+
+@pytest.fixture
+def servers() -> Iterator[list[ClusterLockStore]]:
+    """Three lock stores on one Redis, as three Rasa servers have."""
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_timeout=3).ping()
+    except redis.RedisError as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"Redis at {REDIS_URL} is needed in CI: {error}")
+        pytest.skip(f"no Redis at {REDIS_URL}")
+    stores = [ClusterLockStore(url=REDIS_URL) for _ in range(3)]
+    yield stores
+    for store in stores:
+        store.red.close()
+
+
+def test_a_redis_url_gives_the_stores_arguments() -> None:
+    assert redis_options("rediss://u:p%40ss@cache.internal:6380/2") == {
+        "host": "cache.internal", "port": 6380, "db": 2, "username": "u", "password": "p@ss", "use_ssl": True}
+    assert redis_options("redis://127.0.0.1")["db"] == 0
+    with pytest.raises(ValueError, match="not a Redis URL"):
+        redis_options("http://127.0.0.1:6379")
+
+
+def test_tickets_drawn_at_once_by_several_servers_are_all_different(servers: list[ClusterLockStore]) -> None:
+    conversation = f"lock-{uuid.uuid4().hex}"
+    drawn: list[int] = []
+    start = threading.Barrier(30)
+
+    def draw(store: ClusterLockStore) -> None:
+        start.wait()
+        for _ in range(10):
+            drawn.append(store.issue_ticket(conversation, 30))
+
+    threads = [threading.Thread(target=draw, args=(servers[n % 3],)) for n in range(30)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(drawn) == list(range(min(drawn), min(drawn) + 300)), "two servers drew the same ticket"
+    lock = servers[0].get_lock(conversation)
+    assert lock is not None and lock.now_serving == min(drawn)
+    for number in drawn:
+        servers[1].cleanup(conversation, number)
+    assert servers[2].get_lock(conversation) is None  # the lock goes with its last ticket
+
+
+def test_messages_of_one_conversation_on_two_servers_are_served_one_after_the_other(
+    servers: list[ClusterLockStore],
+) -> None:
+    conversation = f"lock-{uuid.uuid4().hex}"
+    held: list[str] = []
+
+    async def handle(store: ClusterLockStore, name: str) -> None:
+        async with store.lock(conversation):
+            held.append(f"{name} in")
+            await asyncio.sleep(0.2)  # the message being processed while the other waits
+            held.append(f"{name} out")
+
+    async def both() -> None:
+        await asyncio.gather(handle(servers[0], "a"), handle(servers[1], "b"))
+
+    asyncio.run(both())
+    assert held in (["a in", "a out", "b in", "b out"], ["b in", "b out", "a in", "a out"])
+
+
+def test_a_held_ticket_is_renewed_and_a_dead_servers_ticket_goes_within_seconds(
+    servers: list[ClusterLockStore],
+) -> None:
+    conversation = f"lock-{uuid.uuid4().hex}"
+
+    async def long_message() -> None:
+        async with servers[0].lock(conversation):
+            await asyncio.sleep(TICKET_SECONDS + 1.5)  # longer than a ticket lives: renewals keep it
+            lock = servers[1].get_lock(conversation)
+            assert lock is not None and lock.tickets, "the ticket of a message still processed expired"
+
+    asyncio.run(long_message())
+    dead = servers[2].issue_ticket(conversation, TICKET_SECONDS)  # drawn by a server that then died
+    began = time.monotonic()
+
+    async def next_message() -> None:
+        async with servers[0].lock(conversation):
+            pass
+
+    asyncio.run(next_message())
+    waited = time.monotonic() - began
+    assert waited < TICKET_SECONDS + 2, f"the conversation waited {waited:.1f} s for a dead server's ticket {dead}"
