@@ -14,24 +14,15 @@ import time
 from pathlib import Path
 from types import FrameType
 
-import yaml
 
 from core.errors import ConfigurationError
-from core.files import write_atomic
 from core.settings import PROJECT_ROOT, Settings
 from runner.processes import LaunchError, Service, ensure_port_free, start, stop, wait_until_ready, write_pid_file
-from runner.services import action_server, console_server, mailroom_worker, rasa_server
+from runner.services import action_server, console_server, mailroom_worker, rasa_server, write_endpoints
 from runner.supervise import supervise
 
 def _stop_requested(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
-
-
-def write_endpoints(settings: Settings) -> Path:
-    """``endpoints.yml`` with the configured action server URL, written under ``var/``."""
-    endpoints = yaml.safe_load((PROJECT_ROOT / "endpoints.yml").read_text(encoding="utf-8"))
-    endpoints["action_endpoint"] = {"url": settings.action_endpoint}
-    return write_atomic(settings.var_dir / "endpoints.yml", yaml.safe_dump(endpoints, sort_keys=False))
 
 
 def mailroom_where(settings: Settings) -> str:
@@ -62,7 +53,7 @@ def main() -> int:
     if not settings.model_path.exists():
         print(f"make run: no trained model at {settings.model_path}; run `make train`.", file=sys.stderr)
         return 2
-    services = services_for(settings, write_endpoints(settings))
+    services = services_for(settings, write_endpoints(settings, settings.var_dir))
     env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT), SQLALCHEMY_SILENCE_UBER_WARNING="1",
                RASA_TELEMETRY_ENABLED="false")
     # Ctrl-C and `kill` both stop everything cleanly, even if a parent shell started us with SIGINT ignored.

@@ -28,14 +28,13 @@ from pathlib import Path
 
 import redis
 import sqlalchemy as sa
-import yaml
 from sqlalchemy.engine import make_url
 
 from core.errors import ConfigurationError
 from core.files import write_atomic
 from core.settings import PROJECT_ROOT, Settings
 from runner.processes import LaunchError, Service, ensure_port_free, start, stop, wait_until_ready, write_pid_file
-from runner.services import action_server, console_server, mailroom_worker, rasa_server
+from runner.services import action_server, console_server, mailroom_worker, rasa_server, write_endpoints
 from runner.supervise import supervise
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/billing"
@@ -115,12 +114,9 @@ def prepare_store(env: dict[str, str]) -> None:
             raise LaunchError(f"{' '.join(module)} failed:\n{result.stdout}{result.stderr}")
 
 
-def write_endpoints(settings: Settings, directory: Path) -> Path:
+def cluster_endpoints(settings: Settings, directory: Path) -> Path:
     """The Rasa servers' ``endpoints.yml``: actions through HAProxy, conversations locked in Redis."""
-    endpoints = yaml.safe_load((PROJECT_ROOT / "endpoints.yml").read_text(encoding="utf-8"))
-    endpoints["action_endpoint"] = {"url": settings.action_endpoint}
-    endpoints["lock_store"] = {"type": "bot.lock_store.ClusterLockStore", "url": settings.redis_url}
-    return write_atomic(directory / "endpoints.yml", yaml.safe_dump(endpoints, sort_keys=False))
+    return write_endpoints(settings, directory, {"type": "bot.lock_store.ClusterLockStore", "url": settings.redis_url})
 
 
 def haproxy_config(settings: Settings, directory: Path) -> str:
@@ -216,7 +212,7 @@ def haproxy_binary() -> str:
 
 def services_for(settings: Settings, directory: Path) -> list[Service]:
     """Every replica, then HAProxy in front of them."""
-    endpoints = write_endpoints(settings, directory)
+    endpoints = cluster_endpoints(settings, directory)
     config = write_atomic(directory / "haproxy.cfg", haproxy_config(settings, directory))
     check = subprocess.run([haproxy_binary(), "-c", "-q", "-f", str(config)], capture_output=True, text=True)
     if check.returncode != 0:
@@ -269,7 +265,7 @@ def write_config(directory: Path) -> int:
         print(f"write-config: {error}", file=sys.stderr)
         return 2
     directory.mkdir(parents=True, exist_ok=True)
-    write_endpoints(settings, directory)
+    cluster_endpoints(settings, directory)
     write_atomic(directory / "haproxy.cfg", haproxy_config(settings, directory))
     print(f"wrote {directory / 'haproxy.cfg'} (with busy.http and busy.json beside it) and {directory / 'endpoints.yml'}")
     return 0

@@ -5,9 +5,23 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
+import yaml
+
+from core.files import write_atomic
 from core.settings import PROJECT_ROOT, Settings
 from runner.processes import Service
+
+
+def write_endpoints(settings: Settings, directory: Path, lock_store: dict[str, Any] | None = None) -> Path:
+    """The Rasa servers' ``endpoints.yml`` (the project's, with the configured action server URL and, when given,
+    another lock store), written into ``directory``."""
+    endpoints = yaml.safe_load((PROJECT_ROOT / "endpoints.yml").read_text(encoding="utf-8"))
+    endpoints["action_endpoint"] = {"url": settings.action_endpoint}
+    if lock_store is not None:
+        endpoints["lock_store"] = lock_store
+    return write_atomic(directory / "endpoints.yml", yaml.safe_dump(endpoints, sort_keys=False))
 
 
 def _rasa() -> str:
