@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ from rasa.shared.core.events import ActiveLoop, AllSlotsReset, Event, Restarted,
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.utils.common import all_subclasses
 
-from bot.rasa_patches import install_cached_action_validation
+from bot.rasa_patches import install_performance_patches
 from core.db.engine import configure_sqlite
 from core.identity import TOKEN_METADATA_KEY
 from core.redaction import install_log_redaction, redact_card_data
@@ -35,6 +37,9 @@ logger = logging.getLogger(__name__)
 
 # Set on each tracker this store builds: how many of its events are already in the database.
 STORED_EVENTS_ATTRIBUTE = "_billing_stored_event_count"
+# A string can hold a card number only if it holds 13 digits in a row, with at most one space, dot or dash
+# between two of them (every match of core.redaction's card pattern contains one): the others need no redaction.
+_MAY_HOLD_CARD = re.compile(r"\d(?:[ .\-]?\d){12}")
 
 
 def event_classes_by_type() -> dict[str, type[Event]]:
@@ -52,7 +57,7 @@ def event_classes_by_type() -> dict[str, type[Event]]:
 def scrub(value: Any) -> Any:
     """``value`` with card data removed from every string and identity tokens dropped, at any depth."""
     if isinstance(value, str):
-        return redact_card_data(value).text
+        return redact_card_data(value).text if _MAY_HOLD_CARD.search(value) else value
     if isinstance(value, list):
         return [scrub(item) for item in value]
     if isinstance(value, dict):
@@ -71,6 +76,28 @@ def deserialise(event_dicts: list[dict[str, Any]], classes: dict[str, type[Event
     return events
 
 
+SCHEMA_LOCK = 0x62696C6C696E67  # PostgreSQL advisory lock key of the tracker store's tables ("billing")
+
+
+@contextmanager
+def schema_lock(url: sa.engine.URL) -> Iterator[None]:
+    """On PostgreSQL, hold an advisory lock while the tables and index are created (checked first, created when
+    missing): two servers doing it at once would both try to create them and one would fail. SQLite: nothing."""
+    if url.get_backend_name() != "postgresql":
+        yield
+        return
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK})
+            try:
+                yield
+            finally:
+                connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK})
+    finally:
+        engine.dispose()
+
+
 class WindowedSQLTrackerStore(SQLTrackerStore):
     """SQL tracker store on ``Settings.database_url`` that loads the recent window of a conversation."""
 
@@ -83,7 +110,7 @@ class WindowedSQLTrackerStore(SQLTrackerStore):
         **kwargs: Any,
     ) -> None:
         # The tracker store is built once when the Rasa server starts: the place for process-wide set-up.
-        install_cached_action_validation()
+        install_performance_patches()
         install_log_redaction()
         settings = Settings.from_env()
         database_url = sa.engine.make_url(url or settings.database_url)
@@ -92,60 +119,83 @@ class WindowedSQLTrackerStore(SQLTrackerStore):
         self.window = window or settings.tracker_window
         # A full URL in ``host`` is used as is by SQLTrackerStore (any dialect SQLAlchemy knows).
         kwargs.pop("host", None)
-        super().__init__(
-            domain=domain,
-            host=database_url.render_as_string(hide_password=False),
-            event_broker=event_broker,
-            **kwargs,
-        )
+        with schema_lock(database_url):  # several Rasa servers starting at once on a new database
+            super().__init__(
+                domain=domain,
+                host=database_url.render_as_string(hide_password=False),
+                event_broker=event_broker,
+                **kwargs,
+            )
+            sa.Index("ix_events_sender_id_id", self.SQLEvent.sender_id, self.SQLEvent.id).create(
+                self.engine, checkfirst=True
+            )
         configure_sqlite(self.engine)
         self._event_classes = event_classes_by_type()
-        sa.Index("ix_events_sender_id_id", self.SQLEvent.sender_id, self.SQLEvent.id).create(
-            self.engine, checkfirst=True
+        # The statements of every message, built once: SQLAlchemy then finds their compiled form without
+        # rebuilding their cache key each time.
+        events_table = self.SQLEvent.__table__
+        sender = sa.bindparam("sender_id", type_=sa.String())
+        session = (
+            sa.select(sa.func.coalesce(sa.func.max(events_table.c.id), 0).label("start"))
+            .where(events_table.c.sender_id == sender,
+                   events_table.c.type_name.in_([SessionStarted.type_name, Restarted.type_name]))
+            .cte("latest_session")
         )
+        # The latest session's last events, newest first, each with the session's first id, in one query (plain
+        # rows: no ORM objects are needed).
+        self._window_query = (
+            sa.select(events_table.c.id, events_table.c.type_name, events_table.c.action_name, events_table.c.data,
+                      session.c.start)
+            .where(events_table.c.sender_id == sender, events_table.c.id >= session.c.start)
+            .order_by(events_table.c.id.desc())
+            .limit(self.window + 1)
+        )
+        # What a long conversation's window needs from before it (see ``_state_before``).
+        before = sa.bindparam("before", type_=sa.Integer())
+        self._latest_of_type_query = sa.select(sa.func.coalesce(sa.func.max(events_table.c.id), 0)).where(
+            events_table.c.sender_id == sender,
+            events_table.c.type_name == sa.bindparam("type_name", type_=sa.String()),
+            events_table.c.id < before,
+        )
+        self._latest_slots_query = (
+            sa.select(sa.func.max(events_table.c.id))
+            .where(events_table.c.sender_id == sender, events_table.c.type_name == SlotSet.type_name,
+                   events_table.c.id >= sa.bindparam("reset", type_=sa.Integer()), events_table.c.id < before)
+            .group_by(events_table.c.action_name)  # SQLTrackerStore stores a SlotSet's slot name there
+        )
+        self._events_by_id_query = (
+            sa.select(events_table.c.data)
+            .where(events_table.c.id.in_(sa.bindparam("ids", expanding=True)))
+            .order_by(events_table.c.id)
+        )
+        self._insert_events = events_table.insert()
 
     # -- reading ---------------------------------------------------------------------------------------------
 
-    def _latest_id(self, session: Any, sender_id: str, type_names: Iterable[str], before: int | None = None) -> int:
-        query = session.query(sa.func.max(self.SQLEvent.id)).filter(
-            self.SQLEvent.sender_id == sender_id, self.SQLEvent.type_name.in_(list(type_names))
-        )
-        if before is not None:
-            query = query.filter(self.SQLEvent.id < before)
-        return int(query.scalar() or 0)
+    def _latest_of_type(self, session: Any, sender_id: str, type_name: str, before: int) -> int:
+        """The id of the conversation's latest event of that type before event ``before`` (0: none)."""
+        parameters = {"sender_id": sender_id, "type_name": type_name, "before": before}
+        return int(session.execute(self._latest_of_type_query, parameters).scalar() or 0)
 
     def _state_before(self, session: Any, sender_id: str, start: int, first_id: int) -> list[dict[str, Any]]:
         """Events that recreate the slots and active loop in force just before event ``first_id``."""
-        reset = max(start, self._latest_id(session, sender_id, [AllSlotsReset.type_name], before=first_id))
-        latest_slot_events = (
-            session.query(sa.func.max(self.SQLEvent.id))
-            .filter(
-                self.SQLEvent.sender_id == sender_id,
-                self.SQLEvent.type_name == SlotSet.type_name,
-                self.SQLEvent.id >= reset,
-                self.SQLEvent.id < first_id,
-            )
-            .group_by(self.SQLEvent.action_name)  # SQLTrackerStore stores a SlotSet's slot name there
+        reset = max(start, self._latest_of_type(session, sender_id, AllSlotsReset.type_name, first_id))
+        slot_events = session.execute(
+            self._latest_slots_query, {"sender_id": sender_id, "reset": reset, "before": first_id}
         )
-        loop_event = self._latest_id(session, sender_id, [ActiveLoop.type_name], before=first_id)
-        ids = [row[0] for row in latest_slot_events.all()]
+        ids = [row[0] for row in slot_events]
+        loop_event = self._latest_of_type(session, sender_id, ActiveLoop.type_name, first_id)
         if loop_event >= start:
             ids.append(loop_event)
-        rows = session.query(self.SQLEvent).filter(self.SQLEvent.id.in_(ids)).order_by(self.SQLEvent.id).all()
-        return [json.loads(row.data) for row in rows]
+        if not ids:
+            return []
+        return [json.loads(row.data) for row in session.execute(self._events_by_id_query, {"ids": ids})]
 
     async def _retrieve(self, sender_id: str, fetch_events_from_all_sessions: bool) -> DialogueStateTracker | None:
         if fetch_events_from_all_sessions or self.domain is None:
             return await super()._retrieve(sender_id, fetch_events_from_all_sessions)
         with self.session_scope() as session:
-            start = self._latest_id(session, sender_id, [SessionStarted.type_name, Restarted.type_name])
-            rows = (
-                session.query(self.SQLEvent)
-                .filter(self.SQLEvent.sender_id == sender_id, self.SQLEvent.id >= start)
-                .order_by(self.SQLEvent.id.desc())
-                .limit(self.window + 1)
-                .all()
-            )
+            rows = session.execute(self._window_query, {"sender_id": sender_id}).all()
             rows.reverse()
             if not rows:
                 return None
@@ -156,7 +206,7 @@ class WindowedSQLTrackerStore(SQLTrackerStore):
                     if index > 0 and row.type_name == "action" and row.action_name == ACTION_LISTEN_NAME:
                         rows = rows[index:]
                         break
-                prefix = self._state_before(session, sender_id, start, rows[0].id)
+                prefix = self._state_before(session, sender_id, rows[0].start, rows[0].id)
             events = prefix + [json.loads(row.data) for row in rows]
         tracker = DialogueStateTracker.from_events(
             sender_id, deserialise(events, self._event_classes), self.domain.slots
@@ -193,21 +243,27 @@ class WindowedSQLTrackerStore(SQLTrackerStore):
     async def save(self, tracker: DialogueStateTracker) -> None:
         """Store the events this tracker gained since it was loaded (or all unsaved ones, for a new tracker)."""
         new_events = self._unsaved_events(tracker)
+        if new_events is None and not tracker.events:
+            new_events = []  # a conversation just created, still empty (Rasa saves it before its first message)
         await self.stream_events(tracker)
-        with self.session_scope() as session:
-            if new_events is None:
-                new_events = list(self._additional_events(session, tracker))
-            for event in new_events:
-                data = self.serialise_event(event)
-                session.add(
-                    self.SQLEvent(
-                        sender_id=tracker.sender_id,
-                        type_name=event.type_name,
-                        timestamp=data.get("timestamp"),
-                        intent_name=data.get("parse_data", {}).get("intent", {}).get("name"),
-                        action_name=data.get("name"),
-                        data=json.dumps(data),
-                    )
-                )
-            session.commit()
+        if new_events is None or new_events:
+            with self.session_scope() as session:
+                if new_events is None:
+                    new_events = list(self._additional_events(session, tracker))
+                rows = [self._row(tracker.sender_id, event) for event in new_events]
+                if rows:  # one multi-row INSERT, in the events' order (their ids keep it)
+                    session.execute(self._insert_events, rows)
+                session.commit()
         setattr(tracker, STORED_EVENTS_ATTRIBUTE, len(tracker.events))
+
+    def _row(self, sender_id: str, event: Event) -> dict[str, Any]:
+        """The events table's row for one event, in its stored (scrubbed) form."""
+        data = self.serialise_event(event)
+        return {
+            "sender_id": sender_id,
+            "type_name": event.type_name,
+            "timestamp": data.get("timestamp"),
+            "intent_name": data.get("parse_data", {}).get("intent", {}).get("name"),
+            "action_name": data.get("name"),
+            "data": json.dumps(data),
+        }

@@ -1,14 +1,43 @@
-"""The cached validation of action server responses accepts and rejects exactly what Rasa's own does."""
+"""Each performance fix of ``bot.rasa_patches`` gives exactly what Rasa's own method gives: the validation of action
+server responses, the graph runner (on the trained model's prediction graph), the rule policy's lookup (on the
+trained model's rules and on hand-made edge cases), the processor's check of unseen intents, and its debug copies."""
 
 from __future__ import annotations
 
+import itertools
+import json
+import logging
+import random
+import tarfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
+import rasa.core.processor
 from rasa.core.actions.action import RemoteAction
+from rasa.core.channels.channel import UserMessage
+from rasa.core.policies.rule_policy import RulePolicy
+from rasa.core.processor import MessageProcessor
+from rasa.engine import loader
+from rasa.engine.runner.dask import DaskGraphRunner
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.shared.core.constants import ACTION_LISTEN_NAME, SHOULD_NOT_BE_SET
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, SessionStarted, SlotSet, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
 
-from bot.rasa_patches import install_cached_action_validation
+from bot.rasa_patches import (
+    RASA_METHODS,
+    CopyForDebugLogs,
+    _check_for_unseen_features,
+    _possible_keys,
+    _run_sequentially,
+    install_cached_action_validation,
+    install_copies_for_debug_logs_only,
+)
 
 GOOD = [
     {"events": [], "responses": []},
@@ -41,3 +70,189 @@ def test_same_verdict_as_rasa(result: dict[str, Any]) -> None:
         assert "Failed to validate Action server response" in error.message
     assert accepted == original_verdict(result)
     assert accepted == (result in GOOD)
+
+
+# -- the graph runner ------------------------------------------------------------------------------------------
+
+MESSAGES = [
+    "what cards do you accept", "quelles cartes acceptez-vous", "hi", "merci", "what's the weather in Paris",
+    "my card 4111 1111 1111 1111 was declined", "show me invoice INV-202603-1042 from March", "/greet", "ok",
+]
+
+
+@pytest.fixture(scope="module")
+def prediction_graph(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The trained model's metadata and prediction graph runner, as the Rasa server loads them."""
+    metadata, runner = loader.load_predict_graph_runner(
+        tmp_path_factory.mktemp("model"), trained_model, LocalModelStorage, DaskGraphRunner
+    )
+    yield metadata, runner
+
+
+def parse(run: Any, runner: DaskGraphRunner, target: str, text: str) -> dict[str, Any]:
+    message = UserMessage(text, sender_id="s", message_id="m")
+    tracker = DialogueStateTracker.from_events("s", [])
+    output = run(runner, inputs={"__message__": [message], "__tracker__": tracker}, targets=[target])
+    assert list(output) == [target]
+    return dict(output[target][0].as_dict(only_output_properties=True))
+
+
+@pytest.mark.parametrize("text", MESSAGES)
+def test_the_nlu_graph_gives_what_dask_gives(prediction_graph: Any, text: str) -> None:
+    metadata, runner = prediction_graph
+    assert parse(_run_sequentially, runner, metadata.nlu_target, text) == parse(
+        RASA_METHODS["run"], runner, metadata.nlu_target, text
+    )
+
+
+def conversation_after(parse_data: dict[str, Any], domain: Domain, *extra: Any) -> DialogueStateTracker:
+    tracker = DialogueStateTracker.from_events(
+        "s", [ActionExecuted("action_session_start"), SessionStarted(), ActionExecuted(ACTION_LISTEN_NAME)],
+        domain.slots,
+    )
+    tracker.update(UserUttered(parse_data["text"], parse_data["intent"], parse_data["entities"], parse_data))
+    for event in extra:
+        tracker.update(event)
+    return tracker
+
+
+@pytest.mark.parametrize("text", MESSAGES)
+def test_the_policy_graph_gives_what_dask_gives(prediction_graph: Any, text: str) -> None:
+    metadata, runner = prediction_graph
+    parse_data = parse(RASA_METHODS["run"], runner, metadata.nlu_target, text)
+    domain = runner.run(targets=["domain_provider"])["domain_provider"]
+    for extra in ([], [SlotSet("language", "fr")], [ActionExecuted("utter_greet")]):
+        tracker = conversation_after(parse_data, domain, *extra)
+        ours = _run_sequentially(runner, inputs={"__tracker__": tracker}, targets=[metadata.core_target])
+        theirs = RASA_METHODS["run"](runner, inputs={"__tracker__": tracker}, targets=[metadata.core_target])
+        assert ours[metadata.core_target] == theirs[metadata.core_target]
+
+
+def test_an_input_named_like_a_node_is_refused_as_dask_refuses_it(prediction_graph: Any) -> None:
+    metadata, runner = prediction_graph
+    with pytest.raises(Exception, match="clashes with a node name") as ours:
+        _run_sequentially(runner, inputs={"__message__": "domain_provider"}, targets=[metadata.nlu_target])
+    with pytest.raises(Exception, match="clashes with a node name") as theirs:
+        RASA_METHODS["run"](runner, inputs={"__message__": "domain_provider"}, targets=[metadata.nlu_target])
+    assert type(ours.value) is type(theirs.value)
+
+
+# -- the rule policy's lookup ----------------------------------------------------------------------------------
+
+POLICY = RulePolicy.__new__(RulePolicy)  # the lookup methods read no attribute of the policy
+
+
+def same_keys(lookup: dict[str, str], states: list[dict[str, Any]]) -> None:
+    for end in range(len(states) + 1):
+        expected = RASA_METHODS["get_possible_keys"](POLICY, lookup, states[:end])
+        assert _possible_keys(POLICY, lookup, states[:end]) == expected, states[:end]
+
+
+def state(action: str | None = None, intent: str | None = None, text: str | None = None,
+          slots: dict[str, Any] | None = None, loop: str | None = None) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    if action:
+        result["prev_action"] = {"action_name": action}
+    if intent or text:
+        result["user"] = {"intent": intent} if intent else {"text": text}
+    if slots:
+        result["slots"] = slots
+    if loop:
+        result["active_loop"] = {"name": loop}
+    return result
+
+
+HAND_MADE_RULES = [
+    [state(intent="greet")],  # a conversation start
+    [state("action_listen", "greet")],
+    [state("action_listen", "thank")],
+    [state("action_listen")],
+    [state("utter_ask_helpful", "affirm")],
+    [state("action_listen", "affirm"), state("utter_ask_helpful", "affirm")],
+    [state("utter_offer_human", "deny", slots={"agent_coming": SHOULD_NOT_BE_SET})],
+    [state("handoff_form", loop="handoff_form")],
+    [state("handoff_form", "deny", loop=SHOULD_NOT_BE_SET)],
+    [{"prev_action": {"action_text": "hello"}}],
+    [{"prev_action": {"action_name": SHOULD_NOT_BE_SET}, "user": {"intent": "greet"}}],
+    [state("action_listen", slots={"language": ["fr"]})],
+]
+HAND_MADE_CONVERSATIONS = [
+    [state(intent="greet")],
+    [state(intent="greet"), state("utter_greet", "greet"), state("action_listen", "thank")],
+    [state("action_listen", "affirm"), state("utter_ask_helpful", "affirm")],
+    [state("action_listen", text="yes please")],
+    [state("utter_offer_human", "deny", slots={"agent_coming": (1.0,)})],
+    [state("utter_offer_human", "deny")],
+    [state("handoff_form", loop="handoff_form")],
+    [state("handoff_form", "deny")],
+    [{"prev_action": {"action_text": "hello"}}],
+    [state("action_listen", "greet", slots={"language": ("fr",)})],
+    [],
+]
+
+
+@pytest.mark.parametrize("conversation", HAND_MADE_CONVERSATIONS)
+def test_hand_made_rules_match_as_rasa_matches_them(conversation: list[dict[str, Any]]) -> None:
+    lookup = {json.dumps(rule, sort_keys=True): "action" for rule in HAND_MADE_RULES}
+    same_keys(lookup, conversation)
+
+
+def model_rules(model: Path) -> dict[str, dict[str, str]]:
+    with tarfile.open(model) as archive:
+        member = next(m for m in archive.getmembers() if m.name.endswith("rule_policy.json"))
+        data = archive.extractfile(member)
+        assert data is not None
+        return dict(json.load(data)["lookup"])
+
+
+def test_the_models_rules_match_as_rasa_matches_them(trained_model: Path) -> None:
+    lookups = model_rules(trained_model)
+    rules = [json.loads(key) for key in lookups["rules"]]
+    rng = random.Random(0)
+    conversations = list(rules)
+    # Rules after other rules, with the user's intent given as text, and without the previous action.
+    conversations += [rng.choice(rules) + rng.choice(rules) for _ in range(300)]
+    conversations += [[dict(s, user={"text": "hello"}) if "user" in s else s for s in rule] for rule in rules]
+    conversations += [[{k: v for k, v in s.items() if k != "prev_action"} for s in rule] for rule in rules]
+    for lookup, conversation in itertools.product(lookups.values(), conversations):
+        if isinstance(lookup, dict) and lookup and all(k.startswith("[") for k in lookup):
+            same_keys(lookup, conversation)
+
+
+# -- the processor -----------------------------------------------------------------------------------------------
+
+
+def warnings_of(check: Any, processor: MessageProcessor, parse_data: dict[str, Any]) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check(processor, parse_data)
+    return [str(warning.message) for warning in caught]
+
+
+@pytest.mark.parametrize(
+    "parse_data",
+    [{"intent": {"name": "greet"}, "entities": []}, {"intent": {"name": "unknown_intent"}, "entities": []},
+     {"intent": {"name": None}, "entities": [{"entity": "month"}, {"entity": "unknown_entity"}]}],
+)
+def test_unseen_intents_and_entities_are_warned_about_as_rasa_does(parse_data: dict[str, Any]) -> None:
+    processor = MessageProcessor.__new__(MessageProcessor)
+    processor.domain = Domain.from_dict({"intents": ["greet"], "entities": ["month"]})
+    ours = warnings_of(_check_for_unseen_features, processor, parse_data)
+    assert ours == warnings_of(RASA_METHODS["check_for_unseen_features"], processor, parse_data)
+    assert len(ours) == (0 if parse_data["intent"]["name"] == "greet" else 1)
+
+
+def test_debug_copies_are_made_only_when_debug_lines_are_written() -> None:
+    install_copies_for_debug_logs_only()
+    assert isinstance(rasa.core.processor.copy, CopyForDebugLogs)
+    logger = logging.getLogger("rasa.core.processor")
+    value = {"events": [{"event": "slot"}]}
+    level = logger.level
+    try:
+        logger.setLevel(logging.INFO)
+        assert rasa.core.processor.copy.deepcopy(value) is value
+        logger.setLevel(logging.DEBUG)
+        copied = rasa.core.processor.copy.deepcopy(value)
+        assert copied == value and copied is not value and copied["events"] is not value["events"]
+    finally:
+        logger.setLevel(level)

@@ -21,7 +21,8 @@ from rasa.shared.core.events import (
 )
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from bot.tracker_store import WindowedSQLTrackerStore
+from bot.tracker_store import WindowedSQLTrackerStore, scrub
+from core.redaction import redact_card_data
 
 DOMAIN = Domain.from_yaml(
     """
@@ -175,3 +176,18 @@ def test_card_numbers_and_identity_tokens_never_reach_the_database(store: Window
     assert "eyJ.secret.token" not in stored
     reloaded = run(store.retrieve(sender))
     assert reloaded.latest_message.text == "pay with [card ••••1111] exp ••/•• cvv •••"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "pay with 4111 1111 1111 1111 exp 12/27 cvv 123", "4111-1111-1111-1111", "4111.1111.1111.1111",
+        "card:4111111111111111.", "amex 378282246310005 code 1234", "6011 0009 9013 9424 123", "4000056655665556",
+        "carte 5555 5555 5555 4444, expire 03/28", "x\n4111111111111111\n", "1234 5678 9012 3456 (not Luhn)",
+        "invoice INV-202603-1042 of $1,234.56", "call 1-514-555-0199", "no digits at all", "",
+        "41111111111111111111111", "4111 1111 1111 111", "timestamps 1733500000.123456",
+    ],
+)
+def test_scrubbing_redacts_exactly_what_the_redaction_redacts(text: str) -> None:
+    assert scrub(text) == redact_card_data(text).text
+    assert scrub({"a": [text, {"b": text}]}) == {"a": [redact_card_data(text).text, {"b": redact_card_data(text).text}]}
