@@ -8,7 +8,8 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -16,6 +17,24 @@ import redis
 from bot.lock_store import TICKET_SECONDS, ClusterLockStore, redis_options
 
 REDIS_URL = os.environ.get("BILLING_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
+
+
+def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """``asyncio.run(main())`` in a thread of its own, as a Rasa server's event loop (the test session may have
+    another loop running in this thread: the browser's)."""
+    failures: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as error:  # noqa: BLE001 (re-raised in the test's thread)
+            failures.append(error)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if failures:
+        raise failures[0]
 
 
 @pytest.fixture
@@ -79,7 +98,7 @@ def test_messages_of_one_conversation_on_two_servers_are_served_one_after_the_ot
     async def both() -> None:
         await asyncio.gather(handle(servers[0], "a"), handle(servers[1], "b"))
 
-    asyncio.run(both())
+    run(both)
     assert held in (["a in", "a out", "b in", "b out"], ["b in", "b out", "a in", "a out"])
 
 
@@ -94,7 +113,7 @@ def test_a_held_ticket_is_renewed_and_a_dead_servers_ticket_goes_within_seconds(
             lock = servers[1].get_lock(conversation)
             assert lock is not None and lock.tickets, "the ticket of a message still processed expired"
 
-    asyncio.run(long_message())
+    run(long_message)
     dead = servers[2].issue_ticket(conversation, TICKET_SECONDS)  # drawn by a server that then died
     began = time.monotonic()
 
@@ -102,6 +121,6 @@ def test_a_held_ticket_is_renewed_and_a_dead_servers_ticket_goes_within_seconds(
         async with servers[0].lock(conversation):
             pass
 
-    asyncio.run(next_message())
+    run(next_message)
     waited = time.monotonic() - began
     assert waited < TICKET_SECONDS + 2, f"the conversation waited {waited:.1f} s for a dead server's ticket {dead}"
