@@ -24,3 +24,7 @@ class ConfigurationError(PermanentError):
 
 class KnowledgeError(PermanentError):
     """Raised when a knowledge article is broken; the message names the file and the field."""
+
+
+class LeaseUnavailable(TransientError):
+    """Raised when the database that keeps a lease cannot be reached: the lease is not held; try again later."""

@@ -3,8 +3,9 @@
 ``Processor.handle`` triages one message and stores its effects in one transaction; the source (IMAP or Maildir)
 flags or moves the message only after that commit. A message that cannot be handled is quarantined with its
 reason and the batch goes on; a database or server failure stops the batch without flagging anything, to be
-retried. ``run_forever`` watches every mailbox in a thread of its own (IMAP IDLE, reconnecting with backoff) and
-sends the outbox as soon as a handled message queued something.
+retried. ``run_forever`` watches every mailbox in a thread of its own (IMAP IDLE, reconnecting with backoff), each
+while this process owns it (``mailroom.ownership``: several workers may run, one works a mailbox at a time), and
+sends the outbox as soon as a handled message queued something (every worker sends: rows are claimed one by one).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TypeVar
 
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,6 +31,8 @@ from core.db.engine import make_engine, make_session_factory, unit_of_work
 from core.db.migrate import upgrade
 from core.db.models import MailboxState, OutboxMail
 from core.errors import ConfigurationError as CoreConfigurationError
+from core.errors import TransientError as CoreTransientError
+from core.leases import FileLease, Lease, Leases
 from core.outbox import sender_identity
 from core.settings import Settings
 from mailroom.config import MailboxConfig, MailroomConfig, load_config
@@ -39,14 +43,16 @@ from mailroom.imap import ImapMailbox
 from mailroom.mail import Mail, SourceKey
 from mailroom.maildir import MaildirSource
 from mailroom.outbox import FolderTransport, SmtpTransport, Transport, send_pending
+from mailroom.ownership import Ownership, Shares, worker_name
 from mailroom.pipeline import decide
-from mailroom.readers import Readers, Reading, ToRead
+from mailroom.readers import Readers, Reading, ToRead, warm_up
 from mailroom.store import forget, handled_keys, is_handled, record, record_quarantine, reprocess_requests
 from mailroom.view import StoreView
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")  # what a source knows its batch by (the files, the UIDs)
 MAX_BACKOFF = 60.0
+MAILDIR_LEASE = "mailroom.lock"  # in the Maildir's root: the local folder is worked by one process at a time
 
 
 @dataclass(frozen=True)
@@ -195,9 +201,10 @@ class Started:
     readings: Callable[[], list[Reading]]
 
 
-def process_maildir(source: MaildirSource, processor: Processor) -> int:
+def process_maildir(source: MaildirSource, processor: Processor, still_mine: Callable[[], bool] = lambda: True) -> int:
     """Handle every file waiting in the Maildir, a batch at a time; each batch is committed before its files
-    move. Returns how many were handled."""
+    move. Stops taking batches once ``still_mine`` says the Maildir is no longer this worker's (the batch in hand
+    is finished). Returns how many were handled."""
     for key in _reprocess_requests(processor.factory, source.name):
         source.release(key.uid)  # (a file already gone cannot be read again: its record goes all the same)
         _forget(processor.factory, key)
@@ -205,6 +212,8 @@ def process_maildir(source: MaildirSource, processor: Processor) -> int:
     def batches() -> Iterator[tuple[list[Path], list[tuple[bytes, SourceKey]]]]:
         pending, size = source.pending(), processor.settings.mail_batch
         for start in range(0, len(pending), size):
+            if start and not still_mine():
+                return
             messages: list[tuple[Path, bytes]] = []
             for path in pending[start : start + size]:
                 try:
@@ -224,9 +233,11 @@ def process_maildir(source: MaildirSource, processor: Processor) -> int:
     return processor.handle_batches(batches(), None, move)
 
 
-def process_imap(mailbox: ImapMailbox, processor: Processor) -> int:
+def process_imap(mailbox: ImapMailbox, processor: Processor, still_mine: Callable[[], bool] = lambda: True) -> int:
     """Handle every unflagged message of a connected mailbox, batch by batch; each batch is committed before it
-    is flagged on the server. Returns how many were handled."""
+    is flagged on the server. Stops taking batches once ``still_mine`` says the mailbox is no longer this
+    worker's (the batch in hand is finished: should the new owner read it too, its records are found, or its
+    unique key refuses the second). Returns how many were handled."""
     name = mailbox.config.name
     for key in _reprocess_requests(processor.factory, name):
         if key.uidvalidity == mailbox.uidvalidity:
@@ -236,6 +247,8 @@ def process_imap(mailbox: ImapMailbox, processor: Processor) -> int:
     def batches() -> Iterator[tuple[list[int], list[tuple[bytes, SourceKey]]]]:
         uids, size = mailbox.unhandled(), processor.settings.mail_batch
         for start in range(0, len(uids), size):
+            if start and not still_mine():
+                return
             chunk = uids[start : start + size]
             fetched = mailbox.fetch(chunk)
             # Messages expunged meanwhile are missing from ``fetched``.
@@ -281,6 +294,23 @@ def _checkpoint(factory: sessionmaker[Session], name: str, uidvalidity: int, las
         state.updated_at = datetime.now(timezone.utc)
 
 
+def lease_name(config: MailboxConfig) -> str:
+    """The name of a mailbox's lease: the mailbox on its server, whichever port or name a worker knows it by."""
+    return f"imap://{config.username}@{config.host.lower()}/{config.folder}"
+
+
+def maildir_lease(source: MaildirSource, holder_name: str) -> FileLease:
+    """The local Maildir's lease: a file lock in the folder itself (a local folder is one machine's)."""
+    return FileLease(source.root / MAILDIR_LEASE, f"maildir:{source.root.resolve()}", holder_name)
+
+
+def store_url(factory: sessionmaker[Session]) -> sa.engine.URL:
+    """The URL of the store ``factory`` opens sessions on (no connection is made)."""
+    with factory() as session:
+        bind = session.get_bind()
+    return bind.engine.url
+
+
 def ssl_context_for(config: MailboxConfig) -> ssl.SSLContext:
     """Certificate checks against the system's authorities, or the mailbox's own ``ca_file``."""
     return ssl.create_default_context(cafile=config.ca_file) if config.ca_file else ssl.create_default_context()
@@ -302,6 +332,18 @@ def build(settings: Settings) -> tuple[MailroomConfig, sessionmaker[Session], Tr
     return config, factory, context
 
 
+def _unless_owned(lease: Lease, mailbox: str, work: Callable[[], int]) -> int:
+    """Run ``work`` (one pass over a mailbox) holding the mailbox's lease; skip it when a running worker owns the
+    mailbox (it handles that mail). Returns what ``work`` returned, or 0."""
+    if not lease.try_acquire():
+        logger.info("mailbox %s: owned by %s, which handles its mail: skipped", mailbox, lease.holder() or "a worker")
+        return 0
+    try:
+        return work()
+    finally:
+        lease.release()
+
+
 def run_once(settings: Settings) -> int:
     """One pass over every mailbox and the outbox."""
     try:
@@ -310,21 +352,29 @@ def run_once(settings: Settings) -> int:
         logger.error("%s", error)
         return 2
     processor = Processor(settings, factory, context)
+    leases = Leases(store_url(factory), f"mailroom-once {sender_identity()}")
     total = 0
     try:
         if config.embedded:
-            total += process_maildir(MaildirSource(settings.mail_dir / "inbox"), processor)
+            source = MaildirSource(settings.mail_dir / "inbox")
+            total += _unless_owned(maildir_lease(source, leases.holder_name), source.name,
+                                   lambda: process_maildir(source, processor))
         for mailbox_config in config.mailboxes:
             mailbox = ImapMailbox(mailbox_config, ssl_context_for(mailbox_config))
-            try:
+
+            def one_pass(mailbox: ImapMailbox = mailbox) -> int:
                 mailbox.connect()
-                total += process_imap(mailbox, processor)
+                return process_imap(mailbox, processor)
+
+            try:
+                total += _unless_owned(leases.lease(lease_name(mailbox_config)), mailbox_config.name, one_pass)
             except TransientMailError as error:
                 logger.error("%s", error)
             finally:
                 mailbox.close()
     finally:
         processor.close()
+        leases.close()
     sent = send_pending(factory, transport_for(settings, config))
     logger.info("handled %d message(s), sent %d mail(s)", total, sent)
     return 0
@@ -332,6 +382,9 @@ def run_once(settings: Settings) -> int:
 
 class Daemon:
     """The long-running mailroom: a thread per source, one for the outbox; stops on SIGTERM or SIGINT.
+
+    Several daemons (workers) may share the store: a source's thread works it only while this worker owns it
+    (``mailroom.ownership``) and waits for it otherwise; every worker sends the outbox.
 
     No thread dies in silence. Each runs its loop under ``_supervise``: an expected failure (a server or the
     store unreachable) is logged in a line, an unexpected one with its traceback, and the loop starts again after
@@ -348,6 +401,11 @@ class Daemon:
         self.processor = Processor(settings, factory, context, on_queued=self.wake_outbox.set, stopping=self.stop)
         self.transport = transport_for(settings, config)
         self.sender = sender_identity()
+        self.leases = Leases(store_url(factory), worker_name(self.sender))
+        shares = Shares(len(config.mailboxes))
+        self.ownerships = {mailbox.name: Ownership(self.leases.lease(lease_name(mailbox)), mailbox.name,
+                                                   self.leases.holder_name, self.stop, shares)
+                           for mailbox in config.mailboxes}
         self.threads: list[threading.Thread] = []
         # Set while a mailbox's watcher waits in IMAP IDLE for new mail (for tests and the benchmark).
         self.idling = {mailbox.name: threading.Event() for mailbox in config.mailboxes}
@@ -355,7 +413,9 @@ class Daemon:
     def start(self) -> None:
         if self.config.embedded:
             source = MaildirSource(self.settings.mail_dir / "inbox")
-            self._spawn("maildir", lambda: self._watch_maildir(source))
+            local = Ownership(maildir_lease(source, self.leases.holder_name), source.name, self.leases.holder_name,
+                              self.stop, Shares(1))
+            self._spawn("maildir", lambda: self._watch_maildir(source, local))
         for mailbox in self.config.mailboxes:
             self._spawn(f"imap-{mailbox.name}", lambda m=mailbox: self._watch_imap(m))  # type: ignore[misc]
         self._spawn("outbox", self._send_outbox)
@@ -374,7 +434,7 @@ class Daemon:
                 step()
                 backoff = 1.0
                 continue
-            except (TransientMailError, OperationalError) as error:
+            except (TransientMailError, CoreTransientError, OperationalError) as error:
                 if time.monotonic() - began > MAX_BACKOFF:
                     backoff = 1.0  # it worked for a while (a connection that lasted): not a failure in a row
                 logger.warning("%s: %s; again in %.0f s", name, error, backoff)
@@ -389,24 +449,41 @@ class Daemon:
         """The names of threads that ended while the mailroom was not stopping (never expected)."""
         return [thread.name for thread in self.threads if not thread.is_alive() and not self.stop.is_set()]
 
-    def _watch_maildir(self, source: MaildirSource) -> None:
-        process_maildir(source, self.processor)
-        self.stop.wait(0.5)  # a local folder has no IDLE: look twice a second
+    def _watch_maildir(self, source: MaildirSource, ownership: Ownership) -> None:
+        """Once this worker owns the local Maildir, handle what arrives in it until the mailroom stops."""
+        if not ownership.wait():
+            return
+        try:
+            while not self.stop.is_set() and ownership.still_mine():
+                process_maildir(source, self.processor, ownership.still_mine)
+                if not ownership.owned:
+                    break  # lost between two batches
+                self.stop.wait(0.5)  # a local folder has no IDLE: look twice a second
+        finally:
+            ownership.give_up()
 
     def _watch_imap(self, config: MailboxConfig) -> None:
-        """One connection's life: connect, then handle what is new each time the server announces mail (IDLE)
-        or the poll interval passes; returns when the mailroom stops, raises when the connection fails."""
+        """Once this worker owns the mailbox, one connection's life: connect, then handle what is new each time
+        the server announces mail (IDLE) or the poll interval passes. Returns when the mailroom stops or the
+        mailbox is no longer this worker's, raises when the connection fails; the mailbox is given up either way
+        (a worker that cannot reach it lets another try)."""
+        ownership = self.ownerships[config.name]
+        if not ownership.wait():
+            return
         mailbox = ImapMailbox(config, ssl_context_for(config), idling=self.idling[config.name])
         try:
             mailbox.connect()
             logger.info("%s: connected to %s, watching %s", config.name, config.host, config.folder)
-            while not self.stop.is_set():
-                process_imap(mailbox, self.processor)
+            while not self.stop.is_set() and ownership.still_mine():
+                process_imap(mailbox, self.processor, ownership.still_mine)
+                if not ownership.owned:
+                    break  # lost or handed over between two batches
                 announced = mailbox.wait(min(config.poll_seconds, 5.0))
                 if not announced and b"IDLE" not in mailbox.client.capabilities():
                     self.stop.wait(config.poll_seconds)
         finally:
             mailbox.close()
+            ownership.give_up()
 
     def _send_outbox(self) -> None:
         self.wake_outbox.wait(2.0)
@@ -418,6 +495,7 @@ class Daemon:
         for thread in self.threads:
             thread.join(timeout=10)
         self.processor.close()
+        self.leases.close()
 
 
 def run_forever(settings: Settings) -> int:
@@ -428,6 +506,7 @@ def run_forever(settings: Settings) -> int:
         logger.error("%s", error)
         return 2
     daemon = Daemon(settings, config, factory, context)
+    warm_up(context, settings)  # before the readiness line: a standby must take a mailbox over at full speed
 
     def stop(signum: int, frame: FrameType | None) -> None:
         daemon.stop.set()
@@ -436,7 +515,8 @@ def run_forever(settings: Settings) -> int:
     signal.signal(signal.SIGINT, stop)
     where = "; ".join(f"{m.name}: {m.host}:{m.port}/{m.folder}" for m in config.mailboxes) or \
         f"Maildir {settings.mail_dir / 'inbox'} (outbox: {settings.mail_dir / 'outbox'})"
-    logger.info("mailroom watching %s", where)
+    # The line a supervisor waits for: a worker that waits to own its mailboxes (a standby) is ready too.
+    logger.info("mailroom watching %s (worker %s: each mailbox while it owns it)", where, daemon.sender)
     daemon.start()
     status = 0
     while not daemon.stop.is_set():

@@ -1,4 +1,5 @@
-"""Fixtures of the mailroom tests: the triage context on a demo store (Dovecot and SMTP: ``tests/conftest.py``)."""
+"""Fixtures of the mailroom tests: the triage context on a demo store, empty inboxes and an SMTP server of a test's
+own for the tests that run daemons (the session's Dovecot and SMTP: ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from core.settings import Settings
 from mailroom.context import TriageContext
 from tests.conftest import MAIL_USERS as USERS  # noqa: F401 (the mailroom tests' name for them)
 from tests.conftest import TEST_SECRET
+from tests.mailroom.crashkit import PASSWORDS
+from tests.mailroom.servers import Dovecot, SmtpServer
 
 DATA = Path(__file__).parent / "data"
 # Every test message with its expected triage (language, queue, automation, misroute, acknowledgement, inbox).
@@ -51,3 +54,28 @@ def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
     engine = make_engine(database_url, batch_writer=True)
     yield make_session_factory(engine)
     engine.dispose()
+
+
+@pytest.fixture
+def empty_inboxes(dovecot: Dovecot) -> Dovecot:
+    """The session's Dovecot with the two billing inboxes emptied."""
+    for user in PASSWORDS:
+        for sub in ("new", "cur"):
+            for path in (dovecot.maildir(user) / sub).iterdir():
+                path.unlink()
+    return dovecot
+
+
+@pytest.fixture
+def models(base_context: TriageContext) -> Path:
+    """A var folder holding the trained mail models (the session's)."""
+    return base_context.settings.var_dir
+
+
+@pytest.fixture
+def crash_smtp() -> Iterator[SmtpServer]:
+    """An SMTP server of the test's own (stopped and started again mid-run) that takes 30 ms to accept a message,
+    as a real one does: kills land in the middle of sending, not only between."""
+    server = SmtpServer.start(latency=0.03)
+    yield server
+    server.stop()

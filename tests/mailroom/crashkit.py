@@ -111,9 +111,11 @@ class MailroomRun:
     """``python -m mailroom daemon`` processes on the two Dovecot mailboxes, the SMTP server and a store."""
 
     def __init__(self, dovecot: Dovecot, smtp: SmtpServer, database_url: str, var_dir: Path,
-                 extra_env: dict[str, str] | None = None, models_from: Path | None = None) -> None:
+                 extra_env: dict[str, str] | None = None, models_from: Path | None = None,
+                 inboxes: dict[str, tuple[str, str]] | None = None) -> None:
         """``models_from``: a var folder whose trained mail models are copied in (a run that is not about the
-        first start need not wait for the training)."""
+        first start need not wait for the training). ``inboxes``: the mailboxes to watch (both by default), by
+        name: (Dovecot user, team)."""
         self.dovecot = dovecot
         self.smtp = smtp
         self.var_dir = var_dir
@@ -125,7 +127,7 @@ class MailroomRun:
             "mailboxes": [{"name": name, "team": team, "host": "127.0.0.1", "port": dovecot.port,
                            "security": "starttls", "username": user, "password_env": f"TEST_PW_{name.upper()}",
                            "ca_file": str(dovecot.ca_file), "poll_seconds": 2}
-                          for name, (user, team) in INBOXES.items()],
+                          for name, (user, team) in (inboxes or INBOXES).items()],
             "smtp": {"host": "127.0.0.1", "port": smtp.port, "security": "plain"},
         }))
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("BILLING_")}
@@ -156,11 +158,12 @@ class MailroomRun:
     def log_size(self) -> int:
         return self.log.stat().st_size if self.log.exists() else 0
 
-    def start(self, fault: str | None = None) -> subprocess.Popen[bytes]:
+    def start(self, fault: str | None = None, log_path: Path | None = None) -> subprocess.Popen[bytes]:
+        """Start a daemon, its output appended to ``log_path`` (the run's log by default)."""
         env = dict(self.env)
         if fault:
             env["BILLING_MAILROOM_CRASH_AT"] = fault
-        with self.log.open("ab") as log:
+        with (log_path or self.log).open("ab") as log:
             process = subprocess.Popen([sys.executable, "-m", "mailroom", "daemon"], cwd=PROJECT_ROOT, env=env,
                                        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        start_new_session=True)

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,35 +20,10 @@ from core.db.engine import make_engine, make_session_factory
 from core.db.migrate import upgrade
 from core.db.models import Ticket
 from core.settings import PROJECT_ROOT
-from mailroom.context import TriageContext
 from tests.conftest import postgres_database
-from tests.mailroom.crashkit import PASSWORDS, CrashPlan, MailroomRun, run_crash_test
+from tests.mailroom.crashkit import CrashPlan, MailroomRun, run_crash_test
 from tests.mailroom.helpers import make_mail
 from tests.mailroom.servers import Dovecot, SmtpServer
-
-
-@pytest.fixture
-def empty_inboxes(dovecot: Dovecot) -> Dovecot:
-    for user in PASSWORDS:
-        for sub in ("new", "cur"):
-            for path in (dovecot.maildir(user) / sub).iterdir():
-                path.unlink()
-    return dovecot
-
-
-@pytest.fixture
-def models(base_context: TriageContext) -> Path:
-    """A var folder holding the trained mail models (the session's)."""
-    return base_context.settings.var_dir
-
-
-@pytest.fixture
-def crash_smtp() -> Iterator[SmtpServer]:
-    """An SMTP server of the test's own (stopped and started again mid-run) that takes 30 ms to accept a message,
-    as a real one does: kills land in the middle of sending, not only between."""
-    server = SmtpServer.start(latency=0.03)
-    yield server
-    server.stop()
 
 
 def store(url: str) -> tuple[sessionmaker[Session], sa.engine.Engine]:

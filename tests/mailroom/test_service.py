@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import time
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -195,6 +196,8 @@ def test_reader_processes_read_a_backlog_as_the_mailroom_itself_does(base_contex
     in_process = Readers(mail_settings, base_context, workers=0).submit(items)()
     readers = Readers(mail_settings, base_context, workers=2)
     try:
+        while not readers.start():
+            time.sleep(0.1)  # the workers load their models (until then a batch is read in-process)
         in_workers = readers.submit(items)()
     finally:
         readers.close()
