@@ -3,7 +3,8 @@ PostgreSQL and Redis), loaded over HTTP on loopback as customers' chats would lo
 
 1. **Saturation**: ``--conversations`` conversations, each sending its next message as soon as the last is
    answered (English and French FAQ questions, greetings, thanks), for ``--seconds``, through HAProxy with one Rasa
-   server (the other disabled on HAProxy's admin socket) and then with both: messages/s and p95.
+   server (the others disabled on HAProxy's admin socket) and then with all (``--rasa-replicas``, 2): messages/s
+   and p95.
 2. **Paced**: the same conversations each sending a message every ``--interval`` seconds (``--conversations`` /
    ``--interval`` messages/s offered, 100 by default), with both servers: p95 at that load.
 3. **Failover**: paced load again; one Rasa server SIGKILLed midway, then one console replica, then one action
@@ -201,6 +202,7 @@ def main() -> int:
     parser.add_argument("--conversations", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--interval", type=float, default=0.5)
+    parser.add_argument("--rasa-replicas", type=int, default=2, help="Rasa servers of the cluster (2)")
     parser.add_argument("--skip-mail", action="store_true", help="leave out bench/mailroom_workers.py")
     args = parser.parse_args()
     model = ROOT / "models" / "billing.tar.gz"
@@ -214,25 +216,31 @@ def main() -> int:
         env = stack_environment(
             var_dir, database_url=url, BILLING_MODEL_PATH=str(model), BILLING_AUTH_SECRET=TEST_SECRET,
             BILLING_BUSINESS_HOURS_FILE=str(hours), BILLING_MAIL_WORKERS="0", BILLING_MAILROOM_REPLICAS="1",
+            BILLING_RASA_REPLICAS=str(args.rasa_replicas),
             REDIS_URL="redis://127.0.0.1:6379/6",
             **{f"BILLING_{name}": str(free_port(below=60000))
                for name in ("RASA_PORT", "ACTION_PORT", "CONSOLE_PORT", "HAPROXY_STATS_PORT")},
         )
         with Stack(env, module="runner.cluster") as stack:
-            print(f"cluster ready in {stack.started_in:.1f} s (2 Rasa, 2 action servers, 2 consoles, HAProxy)",
+            print(f"cluster ready in {stack.started_in:.1f} s ({args.rasa_replicas} Rasa, 2 action servers, "
+                  "2 consoles, HAProxy)",
                   flush=True)
             url = stack.rest_url
             run = asyncio.run
             warm = run(run_load(url, 10, 5, 0, "warm"))  # first requests of each process load lazily
             print(f"warm-up: {len(warm.latencies)} messages", flush=True)
-            admin(stack, "disable server rasa/rasa2")
+            others = [f"rasa{n}" for n in range(2, args.rasa_replicas + 1)]
+            for name in others:
+                admin(stack, f"disable server rasa/{name}")
             one = run(run_load(url, args.conversations, args.seconds, 0, "one"))
-            admin(stack, "enable server rasa/rasa2")
-            wait_up(stack, ["rasa2"])
+            for name in others:
+                admin(stack, f"enable server rasa/{name}")
+            wait_up(stack, others)
             two = run(run_load(url, args.conversations, args.seconds, 0, "two"))
             paced = run(run_load(url, args.conversations, args.seconds, args.interval, "paced"))
-            for name, load in (("1 Rasa server, back to back", one), ("2 Rasa servers, back to back", two),
-                               (f"2 Rasa servers, a message every {args.interval} s", paced)):
+            for name, load in (("1 Rasa server, back to back", one),
+                               (f"{args.rasa_replicas} Rasa servers, back to back", two),
+                               (f"{args.rasa_replicas} Rasa servers, a message every {args.interval} s", paced)):
                 print(f"{name}: {args.conversations} conversations, {load.per_second:.1f} msg/s, "
                       f"p50 {load.p(50):.0f} ms, p95 {load.p(95):.0f} ms, busy {load.busy}, failed {len(load.failed)}",
                       flush=True)
