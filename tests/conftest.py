@@ -5,8 +5,10 @@ With ``CI=true`` a missing service (PostgreSQL, a trained model) fails the run i
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,6 +39,26 @@ def unavailable(what: str, why: object) -> None:
     if CI:
         pytest.fail(f"{message} (CI=true: a missing service fails the run)")
     pytest.skip(message)
+
+
+def run_alone(coroutine: Any) -> Any:
+    """Run a coroutine to its end in a thread of its own: the session's browser (Playwright) keeps an event loop
+    running in the main thread, where asyncio.run() refuses to start another."""
+    results: list[Any] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(asyncio.run(coroutine))
+        except BaseException as error:  # handed to the test's thread
+            errors.append(error)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+    if errors:
+        raise errors[0]
+    return results[0]
 
 
 @contextmanager

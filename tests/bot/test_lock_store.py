@@ -8,33 +8,15 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 import redis
 
 from bot.lock_store import TICKET_SECONDS, ClusterLockStore, redis_options
+from tests.conftest import run_alone, unavailable
 
 REDIS_URL = os.environ.get("BILLING_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
-
-
-def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """``asyncio.run(main())`` in a thread of its own, as a Rasa server's event loop (the test session may have
-    another loop running in this thread: the browser's)."""
-    failures: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            asyncio.run(main())
-        except BaseException as error:  # noqa: BLE001 (re-raised in the test's thread)
-            failures.append(error)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if failures:
-        raise failures[0]
 
 
 @pytest.fixture
@@ -43,9 +25,7 @@ def servers() -> Iterator[list[ClusterLockStore]]:
     try:
         redis.Redis.from_url(REDIS_URL, socket_timeout=3).ping()
     except redis.RedisError as error:
-        if os.environ.get("CI"):
-            pytest.fail(f"Redis at {REDIS_URL} is needed in CI: {error}")
-        pytest.skip(f"no Redis at {REDIS_URL}")
+        unavailable(f"Redis at {REDIS_URL}", error)
     stores = [ClusterLockStore(url=REDIS_URL) for _ in range(3)]
     yield stores
     for store in stores:
@@ -98,7 +78,7 @@ def test_messages_of_one_conversation_on_two_servers_are_served_one_after_the_ot
     async def both() -> None:
         await asyncio.gather(handle(servers[0], "a"), handle(servers[1], "b"))
 
-    run(both)
+    run_alone(both())
     assert held in (["a in", "a out", "b in", "b out"], ["b in", "b out", "a in", "a out"])
 
 
@@ -113,7 +93,7 @@ def test_a_held_ticket_is_renewed_and_a_dead_servers_ticket_goes_within_seconds(
             lock = servers[1].get_lock(conversation)
             assert lock is not None and lock.tickets, "the ticket of a message still processed expired"
 
-    run(long_message)
+    run_alone(long_message())
     dead = servers[2].issue_ticket(conversation, TICKET_SECONDS)  # drawn by a server that then died
     began = time.monotonic()
 
@@ -121,6 +101,6 @@ def test_a_held_ticket_is_renewed_and_a_dead_servers_ticket_goes_within_seconds(
         async with servers[0].lock(conversation):
             pass
 
-    run(next_message)
+    run_alone(next_message())
     waited = time.monotonic() - began
     assert waited < TICKET_SECONDS + 2, f"the conversation waited {waited:.1f} s for a dead server's ticket {dead}"

@@ -4,7 +4,6 @@ converses in both languages and passes message metadata."""
 from __future__ import annotations
 
 import asyncio
-import threading
 import json
 import urllib.error
 import urllib.request
@@ -16,30 +15,13 @@ import socketio
 from core.knowledge import load_articles
 from core.settings import PROJECT_ROOT
 from runner.harness import Stack
+from tests.conftest import run_alone
 from tests.e2e.conftest import Responses
 
 pytestmark = pytest.mark.e2e
 
 
 
-def run_alone(coroutine: Any) -> Any:
-    """Run a coroutine to its end in a thread of its own: the session's browser (Playwright) keeps an event loop
-    running in the main thread, where asyncio.run() refuses to start another."""
-    results: list[Any] = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            results.append(asyncio.run(coroutine))
-        except BaseException as error:  # handed to the test's thread
-            errors.append(error)
-
-    worker = threading.Thread(target=run)
-    worker.start()
-    worker.join()
-    if errors:
-        raise errors[0]
-    return results[0]
 
 def post(url: str, body: bytes) -> tuple[int, Any]:
     request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})

@@ -196,8 +196,10 @@ def test_reader_processes_read_a_backlog_as_the_mailroom_itself_does(base_contex
     in_process = Readers(mail_settings, base_context, workers=0).submit(items)()
     readers = Readers(mail_settings, base_context, workers=2)
     try:
+        deadline = time.monotonic() + 180
         while not readers.start():
-            time.sleep(0.1)  # the workers load their models (until then a batch is read in-process)
+            assert time.monotonic() < deadline, "the reader processes never started"
+            time.sleep(0.1)  # polling: the workers load their models (until then a batch is read in-process)
         in_workers = readers.submit(items)()
     finally:
         readers.close()
