@@ -37,6 +37,21 @@ CANADIAN_MONEY = re.compile(
 US_TAXES = re.compile(r"(?i:\bstate (sales )?tax\w*|\bcounty tax\w*)|\b(IRS|EIN|W-9|1099)\b")
 US_MONEY = re.compile(r"\bUSD\b|\bUS\$|(?i:\bsales tax\b|\bUS dollars?\b)")
 
+# The customer naming the account's (or the company's) country: "our Canadian account", "le compte canadien",
+# "Tidewater Outfitters Canada Ltd.", "Acme USA Inc." The account is what decides the team, not where its writer
+# sits (a US controller writing about the Canadian subsidiary's account), so this weighs as much as a full address.
+ACCOUNT_CANADIAN = re.compile(
+    r"(?i:\bcanadian (?:account|subsidiary|entity|company)\b|\baccounts? (?:in|for) canada\b"
+    r"|\b(?:compte|filiale|entreprise|societe) (?:canadienne?|au canada|du canada)\b)"
+    r"|\bCanada,? (?:Ltd|Ltee|Inc|Corp|ULC)\b"
+)
+ACCOUNT_AMERICAN = re.compile(
+    r"(?i:\b(?:american|u\.s\.|usa) (?:account|subsidiary|entity|company)\b"
+    r"|\baccounts? (?:in|for) the (?:us|u\.s\.|usa|united states)\b"
+    r"|\b(?:compte|filiale|entreprise|societe) (?:americaine?|aux etats-unis|des etats-unis)\b)"
+    r"|\bUS (?:account|subsidiary|entity|company)\b|\b(?:USA|America),? (?:Inc|LLC|Corp)\b"
+)
+
 # A full address (a postal code with its province, a ZIP code with its state) decides alone; a postal or ZIP code
 # without one, an area code, Canadian taxes by name are strong; places, domains and French add to them.
 DECISIVE = 4.0
@@ -84,7 +99,13 @@ def weigh(text: str, entities: Sequence[Entity], sender: str, language: str, sig
     if number:  # the program suffix is the CRA's (RT: GST/HST) or Revenu Québec's (TQ: QST), whatever the checksum
         evidence.add("business number", DECISIVE, f"a Canadian GST/HST or QST registration number ({number.group(1)})",
                      decisive=True)
-    if CANADIAN_MONEY.search(fold_accents(text)):
+    folded = fold_accents(text)
+    for pattern, sign, country in ((ACCOUNT_CANADIAN, 1.0, "Canadian"), (ACCOUNT_AMERICAN, -1.0, "American")):
+        named = pattern.search(folded)
+        if named:
+            evidence.add("account named", sign * DECISIVE, f"the mail names a {country} account or company "
+                         f"({named.group(0)})", decisive=True)
+    if CANADIAN_MONEY.search(folded):
         evidence.add("money", 2.5, "Canadian taxes or currency (GST/HST/QST, TPS/TVQ, CAD)")
     if US_TAXES.search(text):
         evidence.add("money", -2.0, "US taxes (state tax, IRS, W-9)")

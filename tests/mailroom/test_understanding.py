@@ -78,6 +78,27 @@ def test_a_canadian_gst_registration_number_is_a_canadian_business(base_context:
     assert got["misroute"] == "to_ca", got["reasons"]
 
 
+def test_the_account_named_as_canadian_keeps_a_us_writer_s_mail_from_being_forwarded(
+    base_context: TriageContext, mail_settings: Settings
+) -> None:
+    """The account decides the team, not where its writer sits: a US controller's full address in the signature
+    against "the Canadian account" is for an agent to decide, never forwarded."""
+    english = triage(base_context, mail_settings, "Greg <greg@outfitters.example.com>", "Invoice copies",
+                     "Hello, I keep the books of our Canadian subsidiary too. Could you send me the PDFs of the "
+                     "last three invoices for the Canadian account?\n\nGreg Hill\nController\n"
+                     "2001 Western Ave, Seattle, WA 98121")
+    assert english["misroute"] in ("none", "unsure"), english["reasons"]
+    assert any("names a Canadian account" in reason for reason in english["reasons"])
+    french = triage(base_context, mail_settings, "Lise <lise@groupe.example.com>", "Copies de factures",
+                    "Bonjour, je m'occupe aussi de notre filiale canadienne. Pouvez-vous m'envoyer les factures du "
+                    "compte canadien?\n\nLise Morin\n55 Main St, Burlington, VT 05401")
+    assert french["misroute"] in ("none", "unsure"), french["reasons"]
+    # Named the other way, to the Canadian inbox, with nothing Canadian: the US team's.
+    american = triage(base_context, mail_settings, "Sam <sam@gmail.example.com>", "Question about our bill",
+                      "Hi, why did the bill of our US account go up this month?")
+    assert american["misroute"] == "to_us", american["reasons"]
+
+
 def test_a_card_zip_code_does_not_send_a_canadian_customer_away(base_context: TriageContext,
                                                                 mail_settings: Settings) -> None:
     got = triage(base_context, mail_settings, "Paul <paul@garageroy.ca>", "Carte refusée",
