@@ -47,6 +47,17 @@ _CLOSING = re.compile(
     r"bonne (journ[ée]e|fin de journ[ée]e|soir[ée]e)|bien [àa] vous|meilleures salutations|au plaisir)\s*[,.!]?\s*$"
 )
 CLOSING_WITHIN_LAST_LINES = 12
+# A looser closing, for what the request says only: a short line that thanks or greets and ends with a comma
+# ("Merci beaucoup et bonne journée,", "Thanks for your help,"); a request ends with a period or a question mark.
+_LOOSE_CLOSING = re.compile(
+    r"(?im)^\s*(thanks?|thank you|many thanks|merci|regards|best|cordialement|salutations|bonne|au plaisir)\b"
+    r"[^\n?]{0,60},\s*$"
+)
+# A legal notice under the signature: "CONFIDENTIALITY NOTICE: This e-mail ... intended only for the addressee".
+_DISCLAIMER = re.compile(
+    r"(?is)\b(confidential\w*|privileged|confidentiel\w*|privil[ée]gi\w*)\b.{0,300}"
+    r"\b(intended|addressee|recipient|destinataire|erreur|error|prohibited|interdit\w*)\b"
+)
 _SIGNATURE = re.compile(
     r"(?im)^(?:-- ?$|sent from my \w+|envoy[ée] de mon \w+|get outlook for \w+|obtenir outlook pour \w+)"
 )
@@ -232,6 +243,20 @@ def split_reply(text: str) -> tuple[str, str, str]:
             signature = text[closing.start() :] + ("\n" + signature if signature else "")
             text = text[: closing.start()]
     return _tidy(text), _tidy(quoted), _tidy(signature)
+
+
+def request_words(body: str) -> str:
+    """The customer's new text without what follows a closing line or a legal notice (name, title, address,
+    disclaimers, whose words are no request): what the queue is chosen on. The ticket keeps the whole text."""
+    paragraphs = body.split("\n\n")
+    for index in range(1, len(paragraphs)):
+        if _DISCLAIMER.search(paragraphs[index]):
+            body = "\n\n".join(paragraphs[:index])
+            break
+    closings = [m for m in _LOOSE_CLOSING.finditer(body) if m.start() > 0]
+    if closings and body[closings[-1].end():].strip().count("\n") + 1 <= CLOSING_WITHIN_LAST_LINES:
+        body = body[: closings[-1].start()]
+    return body.strip()
 
 
 def _tidy(text: str) -> str:

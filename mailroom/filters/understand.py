@@ -8,6 +8,7 @@ from core.nlp import analyse, find_sender, last_block
 from core.text import fold_accents
 from mailroom.context import TriageContext
 from mailroom.mail import Mail
+from mailroom.parse import request_words
 
 # Payment trouble comes first: money not received, service at risk (English and French, accent-folded).
 URGENT = re.compile(
@@ -52,7 +53,8 @@ class ClassifyTopic:
     def run(self, mail: Mail, context: TriageContext) -> None:
         if not mail.needs_ticket:
             return
-        decision = context.topics.classify(mail.subject, mail.body or mail.quoted[:2000], mail.language)
+        text = request_words(mail.body) or mail.body or mail.quoted[:2000]  # not the signature's words
+        decision = context.topics.classify(mail.subject, text, mail.language)
         mail.queue, mail.topic, mail.topic_confidence = decision.queue, decision.article_id, decision.confidence
         mail.reasons.append(decision.reason)
 

@@ -7,7 +7,7 @@ import pytest
 
 from core.references import strip_prefixes
 from mailroom.mail import Mail
-from mailroom.parse import decode_header_value, parse_mail, split_reply
+from mailroom.parse import decode_header_value, parse_mail, request_words, split_reply
 
 
 def parsed(raw: bytes, size_limit: int = 10 * 1024 * 1024) -> Mail:
@@ -81,6 +81,24 @@ def test_quoted_replies_are_set_apart(text: str, body: str, quoted_start: str) -
 def test_signatures_are_set_apart(text: str, body: str, signature_start: str) -> None:
     new, _, signature = split_reply(text)
     assert new == body and signature.startswith(signature_start)
+
+
+@pytest.mark.parametrize(("body", "words"), [
+    ("J'aurais besoin des factures de 2025 en PDF.\n\nMerci beaucoup et bonne journée,\n\nHélène Gagnon, CPA\n"
+     "Gagnon & Associés\n1455, rue King Ouest\n\nAVIS DE CONFIDENTIALITÉ : Ce courriel est confidentiel. Si vous "
+     "l'avez reçu par erreur, veuillez le détruire.", "J'aurais besoin des factures de 2025 en PDF."),
+    ("Please send the March invoice.\n\nThanks for your help,\nDana\nOffice Manager, Address: 12 Main St",
+     "Please send the March invoice."),
+    ("Please send the March invoice.\n\nCONFIDENTIALITY NOTICE: this e-mail is intended only for the addressee.",
+     "Please send the March invoice."),
+    # A request is no closing: "Merci de faire le paiement." stays, as does a mail that is only a notice's words.
+    ("Bonjour,\nMerci de faire le paiement de la facture d'avril.\nLuc", "Bonjour,\nMerci de faire le paiement de la "
+     "facture d'avril.\nLuc"),
+    ("This message is confidential: it is intended for the billing team only. My card was declined.",
+     "This message is confidential: it is intended for the billing team only. My card was declined."),
+])
+def test_the_queue_is_chosen_on_the_request_not_the_sign_off_or_the_legal_notice(body: str, words: str) -> None:
+    assert request_words(body) == words
 
 
 def test_attachments_are_recorded_with_name_type_and_size() -> None:
