@@ -14,6 +14,7 @@ PostgreSQL and Redis), loaded over HTTP on loopback as customers' chats would lo
    owner's SIGKILL), run as it is, its figures repeated here.
 
 Usage: .venv/bin/python bench/cluster_bench.py [--conversations 50] [--seconds 20] [--interval 0.5] [--skip-mail]
+       [--rasa-replicas 2] [--paced-only]
 The last line, for scripts: ``chat_1_msgs_per_s=… chat_2_msgs_per_s=… ratio=… p95_ms=… lost=… takeover_s=…``.
 """
 
@@ -39,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 import requests  # noqa: E402
 
+from bench.chat_profile import sampled, summarise_stacks  # noqa: E402
 from runner.harness import Stack, free_port, stack_environment  # noqa: E402
 from tests.conftest import TEST_SECRET, postgres_database  # noqa: E402
 from tests.e2e.conftest import ALWAYS_OPEN  # noqa: E402
@@ -124,6 +126,63 @@ async def run_load(url: str, conversations: int, seconds: float, interval: float
     return load
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def service_of(pid: int) -> str | None:
+    """Which part of the cluster a process is, from its command line (None: not the cluster's)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    words = [word.decode(errors="replace") for word in argv if word]
+    line = " ".join(words)
+    if pid == os.getpid():
+        return "load generator"
+    if not words:
+        return None
+    try:
+        program = Path(f"/proc/{pid}/comm").read_text().strip()  # "postgres" for a backend, whatever its title
+    except OSError:
+        return None
+    if program in ("postgres", "redis-server", "haproxy"):
+        return program
+    if "run actions" in line:
+        return "action servers"
+    if "rasa run" in line:
+        return "Rasa servers"
+    for module in ("console", "mailroom"):
+        if f"-m {module}" in line:
+            return module
+    return None
+
+
+def cpu_by_service() -> dict[str, float]:
+    """CPU seconds (user + system, all threads) spent so far by each part of the cluster, and by the machine."""
+    seconds: dict[str, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        name = service_of(int(entry.name))
+        if name is None:
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        seconds[name] = seconds.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+    busy = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    seconds["machine"] = (sum(int(value) for value in busy) - int(busy[3]) - int(busy[4])) / TICKS  # less idle, iowait
+    return seconds
+
+
+def cpu_per_message(before: dict[str, float], after: dict[str, float], messages: int) -> str:
+    """``name 1.2 ms`` for each part, per answered message, the machine's total last."""
+    spent = {name: (after.get(name, 0.0) - before.get(name, 0.0)) * 1000 / max(messages, 1) for name in after}
+    parts = sorted((name for name in spent if name != "machine"), key=lambda name: -spent[name])
+    return ", ".join(f"{name} {spent[name]:.2f} ms" for name in parts + ["machine"])
+
+
 def admin(stack: Stack, command: str) -> str:
     """One command on HAProxy's admin socket."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
@@ -204,6 +263,11 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=0.5)
     parser.add_argument("--rasa-replicas", type=int, default=2, help="Rasa servers of the cluster (2)")
     parser.add_argument("--skip-mail", action="store_true", help="leave out bench/mailroom_workers.py")
+    parser.add_argument("--paced-only", action="store_true",
+                        help="only the paced run and its CPU per message (for trying a change quickly)")
+    parser.add_argument("--py-spy", metavar="PATH",
+                        help="with --paced-only: sample the first Rasa server with this py-spy (not a dependency: "
+                             "pip install --target /tmp/pyspy py-spy) and list where its CPU went")
     args = parser.parse_args()
     model = ROOT / "models" / "billing.tar.gz"
     if not model.exists():
@@ -229,6 +293,22 @@ def main() -> int:
             run = asyncio.run
             warm = run(run_load(url, 10, 5, 0, "warm"))  # first requests of each process load lazily
             print(f"warm-up: {len(warm.latencies)} messages", flush=True)
+            if args.paced_only:
+                out = Path(tempfile.mkdtemp(prefix="cluster-profile-"))
+                with sampled(args.py_spy, {"rasa1": stack.pid_of("rasa1")}, out) as stacks:
+                    cpu_before = cpu_by_service()
+                    paced = run(run_load(url, args.conversations, args.seconds, args.interval, "paced"))
+                    cpu_after = cpu_by_service()
+                print(f"a message every {args.interval} s: {args.conversations} conversations, "
+                      f"{paced.per_second:.1f} msg/s, p50 {paced.p(50):.0f} ms, p95 {paced.p(95):.0f} ms, "
+                      f"busy {paced.busy}, failed {len(paced.failed)}", flush=True)
+                print(f"CPU per message: {cpu_per_message(cpu_before, cpu_after, len(paced.latencies))}")
+                if stacks:
+                    rasa_ms = (cpu_after["Rasa servers"] - cpu_before["Rasa servers"]) * 1000 / len(paced.latencies)
+                    print("Rasa server 1 (both servers' CPU per message, shared as its samples are):")
+                    print("\n".join(summarise_stacks(stacks["rasa1"], rasa_ms, 40)))
+                print(f"p95_ms={paced.p(95):.0f} paced_msgs_per_s={paced.per_second:.1f}")
+                return 0
             others = [f"rasa{n}" for n in range(2, args.rasa_replicas + 1)]
             for name in others:
                 admin(stack, f"disable server rasa/{name}")
@@ -237,13 +317,16 @@ def main() -> int:
                 admin(stack, f"enable server rasa/{name}")
             wait_up(stack, others)
             two = run(run_load(url, args.conversations, args.seconds, 0, "two"))
+            cpu_before = cpu_by_service()
             paced = run(run_load(url, args.conversations, args.seconds, args.interval, "paced"))
+            cpu_paced = cpu_per_message(cpu_before, cpu_by_service(), len(paced.latencies))
             for name, load in (("1 Rasa server, back to back", one),
                                (f"{args.rasa_replicas} Rasa servers, back to back", two),
                                (f"{args.rasa_replicas} Rasa servers, a message every {args.interval} s", paced)):
                 print(f"{name}: {args.conversations} conversations, {load.per_second:.1f} msg/s, "
                       f"p50 {load.p(50):.0f} ms, p95 {load.p(95):.0f} ms, busy {load.busy}, failed {len(load.failed)}",
                       flush=True)
+            print(f"CPU per message, paced run: {cpu_paced}", flush=True)
             took: dict[str, float] = {}
             failover = run(run_load(url, args.conversations, args.seconds, args.interval, "failover",
                                     during=lambda: took.__setitem__("rasa", kill_and_time(stack, "rasa1"))))
