@@ -20,6 +20,11 @@ compares them with Rasa's own) without work that was repeated on every message. 
   answers True for all of them from there on).
 - ``MessageProcessor._check_for_unseen_features`` asks ``domain.is_empty()`` on every message, which turns the
   whole domain into a dict and compares it with an empty one's: about 0.2 ms. It is computed once per domain.
+- ``Domain.states_for_tracker_history`` replays the whole tracker and computes the state of every turn each time
+  a policy asks, and RulePolicy asks three times a message (for the user's text and intent, then after the
+  answer) on a tracker that only grew: about 1.5 ms per message with a 60-event window. The turns' states are
+  kept on the tracker with the replay that produced them; the next call on the same tracker computes only the
+  turns its new events added (from scratch when an event was reverted or removed), and returns a copy.
 - ``rasa.core.processor`` and ``rasa.core.policies.rule_policy`` deep-copy events, parse data and states for
   their debug log lines whether or not those lines are written: about 0.5 ms per message. Their ``copy`` becomes
   ``CopyForDebugLogs``, which copies only when the module's logger writes debug lines.
@@ -30,6 +35,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,12 +52,16 @@ from rasa.engine.runner.dask import DaskGraphRunner
 from rasa.shared.constants import DOCS_BASE_URL, DOCS_URL_DOMAINS
 from rasa.shared.core.constants import PREVIOUS_ACTION, SHOULD_NOT_BE_SET, USER
 from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, Event
+from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import ACTION_NAME, INTENT, INTENT_NAME_KEY
 
 _INSTALLED_FLAG = "_billing_cached_validator"
 _RUNNER_FLAG = "_billing_sequential_run"
 _RULES_FLAG = "_billing_parsed_rule_keys"
 _UNSEEN_FLAG = "_billing_domain_emptiness_once"
+_STATES_FLAG = "_billing_incremental_states"
+_STATES_MEMO = "_billing_states_memo"  # on a tracker: what its states were computed from
 # The same logger as Rasa's runner, so that its debug line is configured, filtered and written as before.
 _runner_logger = logging.getLogger("rasa.engine.runner.dask")
 
@@ -62,6 +72,7 @@ RASA_METHODS: dict[str, Any] = {
     "run": DaskGraphRunner.run,
     "get_possible_keys": RulePolicy._get_possible_keys,
     "check_for_unseen_features": MessageProcessor._check_for_unseen_features,
+    "states_for_tracker_history": Domain.states_for_tracker_history,
 }
 
 
@@ -72,6 +83,7 @@ def install_performance_patches() -> None:
     install_fast_rule_lookup()
     install_domain_emptiness_check()
     install_copies_for_debug_logs_only()
+    install_incremental_states()
 
 
 # -- custom actions' responses ---------------------------------------------------------------------------------
@@ -267,6 +279,61 @@ def install_fast_rule_lookup() -> None:
         return
     RulePolicy._get_possible_keys = _possible_keys
     setattr(RulePolicy, _RULES_FLAG, True)
+
+
+# -- the turns' states -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class StatesMemo:
+    """The states of a tracker's turns as last computed, and what they were computed from."""
+
+    domain: Domain
+    omit_unset_slots: bool
+    events: list[Event]  # the applied events replayed
+    replay: DialogueStateTracker  # the tracker after them
+    states: list[State]  # one per turn, the last one for ``replay``
+
+
+def copy_states(states: list[State]) -> list[State]:
+    """A copy a caller may change: states are sub-states of immutable values (``_choose_last_user_input`` deletes
+    keys of the last one's user sub-state)."""
+    return [{name: dict(sub_state) for name, sub_state in state.items()} for state in states]
+
+
+def states_for_tracker_history(self: Domain, tracker: DialogueStateTracker, omit_unset_slots: bool = False,
+                               ignore_rule_only_turns: bool = False,
+                               rule_only_data: dict[str, Any] | None = None) -> list[State]:
+    """``Domain.states_for_tracker_history``, computing only the turns added since the last call on ``tracker``.
+
+    Rasa's method states the tracker before each ``ActionExecuted`` of its applied events and after the last one;
+    a tracker that only gained events since has the same states for its earlier turns."""
+    if ignore_rule_only_turns:  # the ML policies' view (not used by this assistant): Rasa's own
+        return RASA_METHODS["states_for_tracker_history"](self, tracker, omit_unset_slots, ignore_rule_only_turns,
+                                                          rule_only_data)
+    events = tracker.applied_events()
+    memo: StatesMemo | None = getattr(tracker, _STATES_MEMO, None)
+    known = len(memo.events) if memo is not None else 0
+    if (memo is not None and memo.domain is self and memo.omit_unset_slots == omit_unset_slots
+            and known <= len(events) and all(map(operator.is_, memo.events, events[:known]))):
+        replay, states, new = memo.replay, memo.states[:-1], events[known:]
+    else:
+        replay, states, new = tracker.init_copy(), [], events
+    for event in new:
+        if isinstance(event, ActionExecuted):
+            states.append(self._clean_state(self.get_active_state(replay, omit_unset_slots=omit_unset_slots)))
+        replay.update(event)
+    states.append(self._clean_state(self.get_active_state(replay, omit_unset_slots=omit_unset_slots)))
+    setattr(tracker, _STATES_MEMO, StatesMemo(self, omit_unset_slots, events, replay, states))
+    return copy_states(states)
+
+
+def install_incremental_states() -> None:
+    """Replace ``Domain.states_for_tracker_history`` by ``states_for_tracker_history``."""
+    if getattr(Domain, _STATES_FLAG, False):
+        return
+    Domain.states_for_tracker_history = states_for_tracker_history
+    setattr(Domain, _STATES_FLAG, True)
 
 
 # -- the processor's checks and logs ---------------------------------------------------------------------------

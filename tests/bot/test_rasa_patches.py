@@ -26,7 +26,15 @@ from rasa.engine.runner.dask import DaskGraphRunner
 from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.shared.core.constants import ACTION_LISTEN_NAME, SHOULD_NOT_BE_SET
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, SessionStarted, SlotSet, UserUttered
+from rasa.shared.core.events import (
+    ActionExecuted,
+    ActiveLoop,
+    BotUttered,
+    SessionStarted,
+    SlotSet,
+    UserUttered,
+    UserUtteranceReverted,
+)
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from bot.rasa_patches import (
@@ -37,6 +45,7 @@ from bot.rasa_patches import (
     _run_sequentially,
     install_cached_action_validation,
     install_copies_for_debug_logs_only,
+    states_for_tracker_history,
 )
 
 GOOD = [
@@ -195,6 +204,38 @@ HAND_MADE_CONVERSATIONS = [
 def test_hand_made_rules_match_as_rasa_matches_them(conversation: list[dict[str, Any]]) -> None:
     lookup = {json.dumps(rule, sort_keys=True): "action" for rule in HAND_MADE_RULES}
     same_keys(lookup, conversation)
+
+
+def test_the_turns_states_are_rasa_s_as_the_tracker_grows_and_is_rewound(prediction_graph: Any) -> None:
+    """Each call on a growing tracker computes only the new turns; the states are Rasa's after every event, also
+    after a rewind (events removed from the applied ones) and when the caller changes what it was given."""
+    metadata, runner = prediction_graph
+    domain = runner.run(targets=["domain_provider"])["domain_provider"]
+    rng = random.Random(7)
+    intents = ["greet", "faq", "thank", "needs_agent", "out_of_scope", "affirm"]
+    for conversation, omit in itertools.product(range(20), (False, True)):
+        tracker = DialogueStateTracker.from_events(
+            "s", [ActionExecuted("action_session_start"), SessionStarted(), ActionExecuted(ACTION_LISTEN_NAME)],
+            domain.slots)
+        for turn in range(12):
+            intent = rng.choice(intents)
+            steps: list[Any] = [UserUttered(intent, {"name": intent, "confidence": 1.0}, [])]
+            if rng.random() < 0.3:
+                steps.append(SlotSet("language", rng.choice(["en", "fr"])))
+            if rng.random() < 0.2:
+                steps += [ActionExecuted("handoff_form"), ActiveLoop("handoff_form"),
+                          SlotSet("requested_slot", "contact_email")]
+            elif rng.random() < 0.15:
+                steps.append(UserUtteranceReverted())  # Rasa drops the last user turn from the applied events
+            steps += [ActionExecuted("utter_greet"), BotUttered("hello"), ActionExecuted(ACTION_LISTEN_NAME)]
+            for event in steps:
+                tracker.update(event)
+                ours = states_for_tracker_history(domain, tracker, omit_unset_slots=omit)
+                assert ours == RASA_METHODS["states_for_tracker_history"](domain, tracker, omit), (conversation, turn)
+                if ours[-1].get("user"):
+                    ours[-1]["user"].clear()  # as _choose_last_user_input deletes keys: the kept states stay
+                assert states_for_tracker_history(domain, tracker, omit_unset_slots=omit) == (
+                    RASA_METHODS["states_for_tracker_history"](domain, tracker, omit))
 
 
 def model_rules(model: Path) -> dict[str, dict[str, str]]:
