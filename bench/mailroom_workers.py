@@ -47,7 +47,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
-from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
 from core.db.engine import make_engine, make_session_factory  # noqa: E402
 from core.db.migrate import upgrade  # noqa: E402
@@ -56,7 +55,14 @@ from core.settings import Settings  # noqa: E402
 from mailroom.context import TriageContext  # noqa: E402
 from tests.conftest import postgres_database  # noqa: E402
 from tests.mailroom import crashkit  # noqa: E402
-from tests.mailroom.crashkit import INBOXES, PASSWORDS, MailroomRun  # noqa: E402
+from tests.mailroom.crashkit import (  # noqa: E402
+    INBOXES,
+    PASSWORDS,
+    MailroomRun,
+    active_outbox,
+    empty_inboxes,
+    handled,
+)
 from tests.mailroom.servers import Dovecot, SmtpServer  # noqa: E402
 
 OWNED = "owned by this worker"
@@ -107,30 +113,12 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = TIMEOUT_
     return time.monotonic() - began
 
 
-def handled(factory: sessionmaker[Session]) -> int:
-    with factory() as session:
-        return int(session.execute(sa.select(sa.func.count()).select_from(InboundMail)).scalar_one())
-
-
-def busy_outbox(factory: sessionmaker[Session]) -> int:
-    with factory() as session:
-        return int(session.execute(sa.select(sa.func.count()).select_from(OutboxMail)
-                                   .where(OutboxMail.status.in_(("pending", "sending")))).scalar_one())
-
-
-def empty(dovecot: Dovecot) -> None:
-    for user in PASSWORDS:
-        for sub in ("new", "cur"):
-            for path in (dovecot.maildir(user) / sub).iterdir():
-                path.unlink()
-
-
 class Phase:
     """A store of its own, workers started on ``inboxes``, the mail delivered to them and what became of it."""
 
     def __init__(self, stack: ExitStack, dovecot: Dovecot, smtp: SmtpServer, work: Path, models: Path, label: str,
                  inboxes: dict[str, tuple[str, str]], readers: int | None = None) -> None:
-        empty(dovecot)
+        empty_inboxes(dovecot)
         self.dovecot = dovecot
         self.smtp = smtp
         self.inboxes = inboxes
@@ -173,9 +161,9 @@ class Phase:
     def drain(self, outbox: bool = True) -> float:
         """Wait until every mail is handled and flagged, and with ``outbox`` every acknowledgement sent."""
         return wait_for(lambda: handled(self.factory) == len(self.mails) and self.run.unflagged() == 0
-                        and (not outbox or busy_outbox(self.factory) == 0), "every mail handled, flagged and answered",
+                        and (not outbox or active_outbox(self.factory) == 0), "every mail handled, flagged and answered",
                         state=lambda: f"(handled {handled(self.factory)} of {len(self.mails)}, unflagged "
-                                      f"{self.run.unflagged()}, outbox busy {busy_outbox(self.factory)})")
+                                      f"{self.run.unflagged()}, outbox busy {active_outbox(self.factory)})")
 
     def warm_up(self, seed: int) -> None:
         """A first backlog in every inbox, handled: the reader processes of every owner start on it."""

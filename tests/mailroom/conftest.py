@@ -17,7 +17,7 @@ from core.settings import Settings
 from mailroom.context import TriageContext
 from tests.conftest import MAIL_USERS as USERS  # noqa: F401 (the mailroom tests' name for them)
 from tests.conftest import TEST_SECRET
-from tests.mailroom.crashkit import PASSWORDS
+from tests.mailroom import crashkit
 from tests.mailroom.servers import Dovecot, SmtpServer
 
 DATA = Path(__file__).parent / "data"
@@ -59,10 +59,7 @@ def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
 @pytest.fixture
 def empty_inboxes(dovecot: Dovecot) -> Dovecot:
     """The session's Dovecot with the two billing inboxes emptied."""
-    for user in PASSWORDS:
-        for sub in ("new", "cur"):
-            for path in (dovecot.maildir(user) / sub).iterdir():
-                path.unlink()
+    crashkit.empty_inboxes(dovecot)
     return dovecot
 
 

@@ -29,7 +29,7 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.db.models import OutboxMail, Ticket, TicketMessage
+from core.db.models import InboundMail, OutboxMail, Ticket, TicketMessage
 from core.settings import PROJECT_ROOT
 from tests.mailroom.helpers import copy_of
 from tests.mailroom.servers import Dovecot, SmtpServer
@@ -192,10 +192,25 @@ class MailroomRun:
         return total
 
 
-def _active_outbox(factory: sessionmaker[Session]) -> int:
+def handled(factory: sessionmaker[Session]) -> int:
+    """How many messages the store has recorded."""
+    with factory() as session:
+        return int(session.execute(sa.select(sa.func.count()).select_from(InboundMail)).scalar_one())
+
+
+def active_outbox(factory: sessionmaker[Session]) -> int:
+    """How many outgoing mails are still to send (pending, or being sent)."""
     with factory() as session:
         return int(session.execute(sa.select(sa.func.count()).select_from(OutboxMail)
                                    .where(OutboxMail.status.in_(ACTIVE))).scalar_one())
+
+
+def empty_inboxes(dovecot: Dovecot) -> None:
+    """Delete every message of the two billing inboxes."""
+    for user in PASSWORDS:
+        for sub in ("new", "cur"):
+            for path in (dovecot.maildir(user) / sub).iterdir():
+                path.unlink()
 
 
 def run_crash_test(plan: CrashPlan, run: MailroomRun, factory: sessionmaker[Session],
@@ -240,7 +255,7 @@ def run_crash_test(plan: CrashPlan, run: MailroomRun, factory: sessionmaker[Sess
     try:
         run.wait_ready(final[0], since)
         while time.monotonic() - began < drain_timeout:
-            if run.unflagged() == 0 and _active_outbox(factory) == 0:
+            if run.unflagged() == 0 and active_outbox(factory) == 0:
                 break
             if any(process.poll() is not None for process in final):
                 report.notes.append("a daemon exited while draining")

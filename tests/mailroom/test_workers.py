@@ -33,7 +33,7 @@ from core.settings import PROJECT_ROOT
 from mailroom.ownership import Ownership, Shares
 from tests.conftest import TEST_SECRET, postgres_database
 from tests.mailroom import crashkit  # (its test_mails and TestMail imported by name would be collected as tests)
-from tests.mailroom.crashkit import INBOXES, MailroomRun
+from tests.mailroom.crashkit import INBOXES, MailroomRun, active_outbox, handled
 from tests.mailroom.helpers import make_mail
 from tests.mailroom.servers import Dovecot, SmtpServer
 
@@ -218,17 +218,6 @@ class Worker:
             return None
 
 
-def handled(factory: sessionmaker[Session]) -> int:
-    with factory() as session:
-        return int(session.execute(sa.select(sa.func.count()).select_from(InboundMail)).scalar_one())
-
-
-def busy_outbox(factory: sessionmaker[Session]) -> int:
-    with factory() as session:
-        return int(session.execute(sa.select(sa.func.count()).select_from(OutboxMail)
-                                   .where(OutboxMail.status.in_(("pending", "sending")))).scalar_one())
-
-
 def deliver(dovecot: Dovecot, mails: list[crashkit.TestMail], user: str | None = None) -> None:
     for mail in mails:
         dovecot.deliver(user or mail.user, mail.raw)
@@ -306,7 +295,7 @@ def test_workers_on_one_mailbox_each_owner_killed_mid_batch_the_next_takes_over(
             assert at_death < len(mails), "the kill came after the work: nothing to take over"
             wait_for(lambda: last.owns("ca"), TAKEOVER_LIMIT_S, "the second takeover")
             second_lease_s = time.monotonic() - death
-            wait_for(lambda: run.unflagged() == 0 and busy_outbox(factory) == 0, 180, "the whole work done")
+            wait_for(lambda: run.unflagged() == 0 and active_outbox(factory) == 0, 180, "the whole work done")
             assert last.stop() == 0
         finally:
             for worker in workers:
@@ -341,7 +330,7 @@ def test_two_workers_share_two_mailboxes_and_one_takes_both_when_the_other_dies(
             death = kill(owner_of_ca)
             wait_for(lambda: other.owns("ca") and other.owns("us"), TAKEOVER_LIMIT_S, "the takeover of ca")
             took = time.monotonic() - death
-            wait_for(lambda: run.unflagged() == 0 and busy_outbox(factory) == 0, 180, "the whole work done")
+            wait_for(lambda: run.unflagged() == 0 and active_outbox(factory) == 0, 180, "the whole work done")
             assert other.stop() == 0
         finally:
             for worker in workers:
