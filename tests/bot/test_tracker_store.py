@@ -171,7 +171,9 @@ def test_card_numbers_and_identity_tokens_never_reach_the_database(store: Window
     tracker.update(SlotSet("contact_email", text))
     tracker.update(ActionExecuted("utter_card_number_refused"))
     run(store.save(tracker))
-    stored = json.dumps(stored_events(store, sender))
+    # Searched without the events' timestamps: a float such as 1796608095.6741111 holds "4111" by chance.
+    stored = json.dumps([{k: v for k, v in event.items() if k != "timestamp"} for event in stored_events(store, sender)],
+                        ensure_ascii=False)
     assert "4111" not in stored.replace("••••1111", "") and "12/27" not in stored and "cvv 123" not in stored
     assert "eyJ.secret.token" not in stored
     reloaded = run(store.retrieve(sender))
