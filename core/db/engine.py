@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,14 +19,32 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 POSTGRES_POOL_SIZE, POSTGRES_OVERFLOW = 20, 30
 
 
+def _switch_to_wal(cursor: Any) -> None:
+    """Put the file in WAL mode (it stays so), waiting for another process that holds its write lock.
+
+    Switching needs the file to itself, and SQLite refuses at once, busy timeout or not, while another connection
+    is in a write transaction (two processes starting on a new file: one already migrating). So: retry until
+    that transaction ends, within the busy timeout."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    # WAL lets the Rasa server, the action server and the mailroom read while one of them writes; the busy
-    # timeout makes a writer wait for another instead of failing with "database is locked".
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # The busy timeout makes a writer wait for another instead of failing with "database is locked".
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    # WAL lets the Rasa server, the action server and the mailroom read while one of them writes.
+    if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        _switch_to_wal(cursor)
     # In WAL mode NORMAL never corrupts the file; a power cut may lose the last transactions, not the database.
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 

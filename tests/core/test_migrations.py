@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -27,4 +31,25 @@ def test_migrations_go_down_and_up_again(tmp_path) -> None:  # type: ignore[no-u
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"include_object": include_object})
         assert compare_metadata(context, Base.metadata) == []
+    engine.dispose()
+
+
+def test_a_second_process_migrating_a_new_sqlite_file_waits_for_the_first(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Two services starting at once on a new file: the first is migrating (a write transaction, the file not yet
+    # in WAL mode) when the second connects and asks for WAL, which SQLite refuses at once while the first writes.
+    # The second must wait for the first to finish, then find the schema migrated, instead of failing.
+    path = tmp_path / "new.db"
+    first = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    first.execute("BEGIN IMMEDIATE")
+    first.execute("CREATE TABLE started_first (id INTEGER)")
+    threading.Timer(0.3, first.execute, ("COMMIT",)).start()
+    try:
+        upgrade(f"sqlite:///{path}")
+    finally:
+        first.close()
+    engine = make_engine(f"sqlite:///{path}")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        tables = set(sa.inspect(connection).get_table_names())
+        assert {"started_first", "tickets"} <= tables
     engine.dispose()
