@@ -159,12 +159,24 @@ http-errors busy
 frontend chat
     bind {settings.rasa_host}:{settings.rasa_port}
     http-request return status 503 content-type application/json hdr Retry-After {RETRY_AFTER_SECONDS} file {busy_body} if {{ queue(rasa) gt {rasa_depth} }}
+    # Each request's id, kept on its retries: the message's id when its client gave none (bot/answer_once.py).
+    unique-id-format %{{+X}}o%ci:%cp_%fi:%fp_%Ts_%rt:%pid
+    http-request set-header X-Request-Id %[unique-id]
     default_backend rasa
 
 backend rasa
-    balance leastconn
-    # A request sent to a server that died before answering anything goes to another (the customer's message
-    # was not stored: Rasa stores a turn at its end, just before answering).
+    # The whole request is read before it is sent (http-buffer-request): the conversation is found in its body,
+    # and HAProxy can send it again once its body has gone.
+    option http-buffer-request
+    # Each conversation to the same server while that server is up: the server keeps its tracker between
+    # messages (bot/tracker_store.py). Consistent hashing moves only a dead server's conversations, and a server
+    # with more than 1.5 times its share of requests in hand passes new ones on.
+    http-request set-var(txn.sender) req.body,json_query('$.sender')
+    balance hash var(txn.sender)
+    hash-type consistent
+    hash-balance-factor 150
+    # A request whose server died before answering anything goes to another. A message the first server had
+    # stored is not handled twice: the conversation holds its id.
     retry-on conn-failure empty-response
     timeout server 30s
     option httpchk GET /
