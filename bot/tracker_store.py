@@ -6,6 +6,14 @@ a 2-core machine). Only the last few turns decide what the assistant does next, 
 recent ``tracker_window`` events, starting at a turn boundary, preceded by the slot values and active loop in
 force at that point (read from the events table, not replayed). Every event is still stored, and
 ``retrieve_full_tracker`` still returns whole conversations (for transcripts and the agent console).
+
+Each server also keeps the trackers it saved last (``KEPT_TRACKERS``), as the database has them. The next message
+of such a conversation is handled with the tracker kept, without reading its window and replaying it, when the
+conversation's latest stored event is still the one this server stored (one indexed query): another server that
+answered a message in between, or anything else written, and the window is read again. HAProxy sends each
+conversation to the same server (runner/cluster.py), so most messages find theirs. A tracker is taken out while
+a message is handled with it and kept again only once saved: one whose message failed is read again. A tracker
+grown past twice the window is not kept, so the next message reads the window.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +32,16 @@ from rasa.core.brokers.broker import EventBroker
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActiveLoop, AllSlotsReset, Event, Restarted, SessionStarted, SlotSet
+from rasa.shared.core.events import (
+    ActiveLoop,
+    AllSlotsReset,
+    BotUttered,
+    Event,
+    Restarted,
+    SessionStarted,
+    SlotSet,
+    UserUttered,
+)
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.utils.common import all_subclasses
 
@@ -37,6 +55,10 @@ logger = logging.getLogger(__name__)
 
 # Set on each tracker this store builds: how many of its events are already in the database.
 STORED_EVENTS_ATTRIBUTE = "_billing_stored_event_count"
+# And the id of the conversation's latest event in the database when it was loaded or saved.
+LATEST_ID_ATTRIBUTE = "_billing_latest_event_id"
+# Conversations whose tracker a server keeps between messages (the most recently saved): about 100 kB each.
+KEPT_TRACKERS = 500
 # A string can hold a card number only if it holds 13 digits in a row, with at most one space, dot or dash
 # between two of them (every match of core.redaction's card pattern contains one): the others need no redaction.
 _MAY_HOLD_CARD = re.compile(r"\d(?:[ .\-]?\d){12}")
@@ -76,6 +98,7 @@ def deserialise(event_dicts: list[dict[str, Any]], classes: dict[str, type[Event
     return events
 
 
+EVENTS_INDEX = "ix_events_sender_id_id"  # a conversation's events in order: every query of this store uses it
 SCHEMA_LOCK = 0x62696C6C696E67  # PostgreSQL advisory lock key of the tracker store's tables ("billing")
 
 
@@ -126,9 +149,13 @@ class WindowedSQLTrackerStore(SQLTrackerStore):
                 event_broker=event_broker,
                 **kwargs,
             )
-            sa.Index("ix_events_sender_id_id", self.SQLEvent.sender_id, self.SQLEvent.id).create(
-                self.engine, checkfirst=True
-            )
+            # One Index object on Rasa's table, shared by every store of the process (a second one of the same name
+            # would make the next store's create_all create the index twice).
+            table = self.SQLEvent.__table__
+            index = next((index for index in table.indexes if index.name == EVENTS_INDEX), None)
+            if index is None:
+                index = sa.Index(EVENTS_INDEX, self.SQLEvent.sender_id, self.SQLEvent.id)
+            index.create(self.engine, checkfirst=True)
         configure_sqlite(self.engine)
         self._event_classes = event_classes_by_type()
         # The statements of every message, built once: SQLAlchemy then finds their compiled form without
@@ -169,8 +196,15 @@ class WindowedSQLTrackerStore(SQLTrackerStore):
             .order_by(events_table.c.id)
         )
         self._insert_events = events_table.insert()
+        self._latest_id_query = sa.select(sa.func.max(events_table.c.id)).where(events_table.c.sender_id == sender)
+        # Trackers kept between messages: sender id -> (tracker as stored, id of the conversation's latest event).
+        self._kept: OrderedDict[str, tuple[DialogueStateTracker, int]] = OrderedDict()
 
     # -- reading ---------------------------------------------------------------------------------------------
+
+    def _latest_id(self, session: Any, sender_id: str) -> int:
+        """The id of the conversation's latest stored event (0: none)."""
+        return int(session.execute(self._latest_id_query, {"sender_id": sender_id}).scalar() or 0)
 
     def _latest_of_type(self, session: Any, sender_id: str, type_name: str, before: int) -> int:
         """The id of the conversation's latest event of that type before event ``before`` (0: none)."""
@@ -194,7 +228,10 @@ class WindowedSQLTrackerStore(SQLTrackerStore):
     async def _retrieve(self, sender_id: str, fetch_events_from_all_sessions: bool) -> DialogueStateTracker | None:
         if fetch_events_from_all_sessions or self.domain is None:
             return await super()._retrieve(sender_id, fetch_events_from_all_sessions)
+        kept = self._kept.pop(sender_id, None)  # the caller has it now; kept again when saved
         with self.session_scope() as session:
+            if kept is not None and self._latest_id(session, sender_id) == kept[1]:
+                return kept[0]
             rows = session.execute(self._window_query, {"sender_id": sender_id}).all()
             rows.reverse()
             if not rows:
@@ -208,10 +245,12 @@ class WindowedSQLTrackerStore(SQLTrackerStore):
                         break
                 prefix = self._state_before(session, sender_id, rows[0].start, rows[0].id)
             events = prefix + [json.loads(row.data) for row in rows]
+            latest = rows[-1].id
         tracker = DialogueStateTracker.from_events(
             sender_id, deserialise(events, self._event_classes), self.domain.slots
         )
         setattr(tracker, STORED_EVENTS_ATTRIBUTE, len(tracker.events))
+        setattr(tracker, LATEST_ID_ATTRIBUTE, latest)
         return tracker
 
     # -- writing ---------------------------------------------------------------------------------------------
@@ -241,25 +280,43 @@ class WindowedSQLTrackerStore(SQLTrackerStore):
         return dict(scrub(event.as_dict()))
 
     async def save(self, tracker: DialogueStateTracker) -> None:
-        """Store the events this tracker gained since it was loaded (or all unsaved ones, for a new tracker)."""
+        """Store the events this tracker gained since it was loaded (or all unsaved ones, for a new tracker), and
+        keep the tracker for the conversation's next message when it can be."""
         new_events = self._unsaved_events(tracker)
         if new_events is None and not tracker.events:
             new_events = []  # a conversation just created, still empty (Rasa saves it before its first message)
+        keep = new_events is not None and 0 < len(tracker.events) <= 2 * self.window
         await self.stream_events(tracker)
+        latest = getattr(tracker, LATEST_ID_ATTRIBUTE, 0)
         if new_events is None or new_events:
             with self.session_scope() as session:
                 if new_events is None:
                     new_events = list(self._additional_events(session, tracker))
-                rows = [self._row(tracker.sender_id, event) for event in new_events]
+                rows = []
+                for index, event in enumerate(new_events, start=len(tracker.events) - len(new_events)):
+                    row, stored = self._row(tracker.sender_id, event)
+                    rows.append(row)
+                    if keep and stored is not None:
+                        keep = _as_stored(tracker, index, event, row["data"], self._event_classes)
                 if rows:  # one multi-row INSERT, in the events' order (their ids keep it)
                     session.execute(self._insert_events, rows)
+                if keep:  # only Rasa servers write events, each under the conversation's lock: the latest is ours
+                    latest = self._latest_id(session, tracker.sender_id)
                 session.commit()
         setattr(tracker, STORED_EVENTS_ATTRIBUTE, len(tracker.events))
+        setattr(tracker, LATEST_ID_ATTRIBUTE, latest)
+        self._kept.pop(tracker.sender_id, None)
+        if keep:
+            self._kept[tracker.sender_id] = (tracker, latest)
+            while len(self._kept) > KEPT_TRACKERS:
+                self._kept.popitem(last=False)  # the conversation saved longest ago
 
-    def _row(self, sender_id: str, event: Event) -> dict[str, Any]:
-        """The events table's row for one event, in its stored (scrubbed) form."""
-        data = self.serialise_event(event)
-        return {
+    def _row(self, sender_id: str, event: Event) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The events table's row for one event, in its stored (scrubbed) form; and that form when it differs
+        from the event's (else None)."""
+        raw = event.as_dict()
+        data = dict(scrub(raw))
+        row = {
             "sender_id": sender_id,
             "type_name": event.type_name,
             "timestamp": data.get("timestamp"),
@@ -267,3 +324,20 @@ class WindowedSQLTrackerStore(SQLTrackerStore):
             "action_name": data.get("name"),
             "data": json.dumps(data),
         }
+        return row, (data if data != raw else None)
+
+
+def _as_stored(tracker: DialogueStateTracker, index: int, event: Event, stored: str,
+               classes: dict[str, type[Event]]) -> bool:
+    """Put the stored form of the tracker's event at ``index`` in its place, as the database would give it back;
+    False when the tracker would then differ otherwise than in that event (a slot holding a card number), and
+    must not be kept."""
+    if not isinstance(event, (UserUttered, BotUttered)):
+        return False
+    replacement = deserialise([json.loads(stored)], classes)[0]
+    tracker.events[index] = replacement
+    if tracker.latest_message is event:
+        tracker.latest_message = replacement
+    if tracker.latest_bot_utterance is event:
+        tracker.latest_bot_utterance = replacement
+    return True
