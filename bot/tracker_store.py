@@ -45,7 +45,7 @@ from rasa.shared.core.events import (
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.utils.common import all_subclasses
 
-from bot.rasa_patches import install_performance_patches
+from bot.rasa_patches import forget_memos, install_performance_patches
 from core.db.engine import configure_sqlite
 from core.identity import TOKEN_METADATA_KEY
 from core.redaction import install_log_redaction, redact_card_data
@@ -336,6 +336,7 @@ def _as_stored(tracker: DialogueStateTracker, index: int, event: Event, stored: 
         return False
     replacement = deserialise([json.loads(stored)], classes)[0]
     tracker.events[index] = replacement
+    forget_memos(tracker)  # they hold the event replaced
     if tracker.latest_message is event:
         tracker.latest_message = replacement
     if tracker.latest_bot_utterance is event:

@@ -4,6 +4,7 @@ trained model's rules and on hand-made edge cases), the processor's check of uns
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import logging
@@ -28,8 +29,11 @@ from rasa.shared.core.constants import ACTION_LISTEN_NAME, SHOULD_NOT_BE_SET
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import (
     ActionExecuted,
+    ActionExecutionRejected,
+    ActionReverted,
     ActiveLoop,
     BotUttered,
+    Restarted,
     SessionStarted,
     SlotSet,
     UserUttered,
@@ -43,6 +47,9 @@ from bot.rasa_patches import (
     _check_for_unseen_features,
     _possible_keys,
     _run_sequentially,
+    applied_events,
+    copy_tracker,
+    forget_memos,
     install_cached_action_validation,
     install_copies_for_debug_logs_only,
     states_for_tracker_history,
@@ -297,3 +304,92 @@ def test_debug_copies_are_made_only_when_debug_lines_are_written() -> None:
         assert copied == value and copied is not value and copied["events"] is not value["events"]
     finally:
         logger.setLevel(level)
+
+
+def random_events(rng: random.Random, turns: int) -> list[Any]:
+    """A conversation's events with forms started, run, rejected and ended, rewinds and restarts, several forms
+    named only late in it (which changes how Rasa reads their earlier executions)."""
+    forms = ["handoff_form", "callback_form", "dispute_form"]
+    events: list[Any] = [ActionExecuted("action_session_start"), SessionStarted(), ActionExecuted(ACTION_LISTEN_NAME)]
+    for _ in range(turns):
+        intent = rng.choice(["greet", "faq", "affirm", "deny"])
+        events.append(UserUttered(intent, {"name": intent, "confidence": 1.0}, []))
+        roll = rng.random()
+        form = rng.choice(forms)
+        if roll < 0.25:
+            events += [ActionExecuted(form), ActiveLoop(form), SlotSet("requested_slot", "contact_email")]
+        elif roll < 0.4:
+            events.append(ActionExecuted(form))  # a form run (or not yet named) without ActiveLoop
+        elif roll < 0.5:
+            events.append(ActiveLoop(None))
+        elif roll < 0.58:
+            events.append(UserUtteranceReverted())
+        elif roll < 0.64:
+            events += [ActionExecuted("utter_greet"), ActionReverted()]
+        elif roll < 0.67:
+            events.append(rng.choice([Restarted(), SessionStarted()]))
+        events += [ActionExecuted("utter_greet"), BotUttered("hello"), ActionExecuted(ACTION_LISTEN_NAME)]
+    return events
+
+
+def test_the_applied_events_are_rasa_s_as_the_tracker_grows() -> None:
+    """Each call continues from the last over the new events; the result is Rasa's after every event, also
+    when a form first named late changes the earlier turns, when the oldest events go, and when the caller changes
+    what it was given."""
+    rng = random.Random(11)
+    for conversation in range(60):
+        tracker = DialogueStateTracker("s", [])
+        for event in random_events(rng, 14):
+            tracker.update(event)
+            ours = applied_events(tracker)
+            assert ours == RASA_METHODS["applied_events"](tracker), conversation
+            ours.clear()  # a caller changing its list changes nothing kept
+            assert applied_events(tracker) == RASA_METHODS["applied_events"](tracker), conversation
+    # A tracker keeping only its latest events (max_event_history): the oldest go as new ones come.
+    tracker = DialogueStateTracker("s", [], max_event_history=12)
+    for event in random_events(rng, 14):
+        tracker.update(event)
+        assert applied_events(tracker) == RASA_METHODS["applied_events"](tracker)
+
+
+def test_an_event_replaced_in_place_is_seen_once_the_memos_are_forgotten() -> None:
+    tracker = DialogueStateTracker.from_events("s", random_events(random.Random(3), 6))
+    applied_events(tracker)
+    index = max(i for i, event in enumerate(tracker.events) if isinstance(event, UserUttered))
+    tracker.events[index] = UserUttered("redacted", {"name": "greet", "confidence": 1.0}, [])
+    forget_memos(tracker)
+    assert applied_events(tracker) == RASA_METHODS["applied_events"](tracker)
+
+
+def comparable(tracker: DialogueStateTracker) -> dict[str, Any]:
+    """Everything a tracker holds, slots by their attributes, without what this project keeps on it."""
+    state = {name: value for name, value in vars(tracker).items() if not name.startswith("_billing_")}
+    state["events"] = list(tracker.events)
+    state["slots"] = {name: vars(slot) for name, slot in tracker.slots.items()}
+    return state
+
+
+def test_a_tracker_copy_is_rasa_s_and_independent_of_the_original(prediction_graph: Any) -> None:
+    _, runner = prediction_graph
+    domain = runner.run(targets=["domain_provider"])["domain_provider"]
+    rng = random.Random(5)
+    for conversation in range(30):
+        tracker = DialogueStateTracker("s", domain.slots)
+        for event in random_events(rng, 10):
+            tracker.update(event)
+            if rng.random() < 0.3:
+                tracker.update(SlotSet("language", rng.choice(["en", "fr"])))
+            if tracker.active_loop and rng.random() < 0.3:
+                tracker.update(ActionExecutionRejected(tracker.active_loop_name))  # changes the form's record
+        applied_events(tracker)  # a memo on the original must not reach the copy
+        ours, rasas = copy_tracker(tracker), RASA_METHODS["copy"](tracker)
+        assert comparable(ours) == comparable(rasas), conversation
+        before = copy.deepcopy(comparable(tracker))
+        for duplicate in (ours, rasas):
+            if duplicate.active_loop_name:  # the form's record is changed in place
+                duplicate.update(ActionExecutionRejected(duplicate.active_loop_name))
+            duplicate.update(SlotSet("language", "fr" if tracker.get_slot("language") == "en" else "en"))
+            duplicate.update(ActiveLoop("handoff_form"))
+            duplicate.update(ActionExecuted("utter_greet"))
+        assert comparable(tracker) == before, "changing the copy changed the original"
+        assert comparable(ours) == comparable(rasas), conversation
