@@ -20,6 +20,7 @@ import pytest
 import rasa.core.processor
 from rasa.core.actions.action import RemoteAction
 from rasa.core.channels.channel import UserMessage
+from rasa.core.policies.policy import Policy
 from rasa.core.policies.rule_policy import RulePolicy
 from rasa.core.processor import MessageProcessor
 from rasa.engine import loader
@@ -302,6 +303,22 @@ def test_debug_copies_are_made_only_when_debug_lines_are_written() -> None:
         logger.setLevel(logging.DEBUG)
         copied = rasa.core.processor.copy.deepcopy(value)
         assert copied == value and copied is not value and copied["events"] is not value["events"]
+    finally:
+        logger.setLevel(level)
+
+
+def test_rule_states_are_formatted_for_debug_lines_only_as_rasa_formats_them() -> None:
+    install_copies_for_debug_logs_only()
+    states = [{}, {"user": {"intent": "greet"}, "prev_action": {"action_name": "action_listen"}},
+              {"user": {"intent": "faq"}, "prev_action": {"action_name": "utter_greet"}, "active_loop": {"name": "f"}}]
+    logger = logging.getLogger("rasa.core.policies.rule_policy")
+    level = logger.level
+    try:
+        logger.setLevel(logging.INFO)
+        assert RulePolicy.format_tracker_states(states) == ""
+        logger.setLevel(logging.DEBUG)
+        formatted = RulePolicy.format_tracker_states(states)
+        assert formatted == Policy.format_tracker_states(states) and "user intent: faq" in formatted
     finally:
         logger.setLevel(level)
 
