@@ -18,7 +18,7 @@ def write_endpoints(settings: Settings, directory: Path, lock_store: dict[str, A
     """The Rasa servers' ``endpoints.yml`` (the project's, with the configured action server URL and, when given,
     another lock store), written into ``directory``."""
     endpoints = yaml.safe_load((PROJECT_ROOT / "endpoints.yml").read_text(encoding="utf-8"))
-    endpoints["action_endpoint"] = {"url": settings.action_endpoint}
+    endpoints["action_endpoint"] = {**endpoints.get("action_endpoint", {}), "url": settings.action_endpoint}
     if lock_store is not None:
         endpoints["lock_store"] = lock_store
     return write_atomic(directory / "endpoints.yml", yaml.safe_dump(endpoints, sort_keys=False))

@@ -11,11 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
-from core.settings import PROJECT_ROOT
+from core.settings import PROJECT_ROOT, Settings
 from runner.supervise import RESTARTS_ALLOWED, supervise
 from runner.harness import stack_environment
 from runner.processes import LaunchError, Service, ensure_port_free, start, wait_until_ready
+from runner.services import write_endpoints
 
 
 def run_runner(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -109,3 +111,12 @@ def test_a_service_that_keeps_dying_is_given_up_with_its_log(tmp_path: Path) -> 
     with pytest.raises(LaunchError, match=r"flaky stopped 6 times in 5 minutes \(last exit status 1\)"):
         supervise([service], {}, tmp_path / "log", tmp_path / "run")
     assert starts.read_text() == "x" * (1 + RESTARTS_ALLOWED)  # restarted each time until the crash loop showed
+
+
+def test_the_rasa_servers_endpoints_name_the_action_server_and_send_the_domain_only_where_read(
+    tmp_path: Path,
+) -> None:
+    settings = Settings.from_env({"BILLING_ACTION_PORT": "6155", "BILLING_VAR_DIR": str(tmp_path)})
+    endpoints = yaml.safe_load(write_endpoints(settings, tmp_path).read_text(encoding="utf-8"))
+    assert endpoints["action_endpoint"] == {"url": settings.action_endpoint, "enable_selective_domain": True}
+    assert ":6155/" in settings.action_endpoint
