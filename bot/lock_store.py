@@ -8,7 +8,10 @@ can drop the ticket another has just drawn (whose message then fails). ``Cluster
 one Redis transaction (``WATCH``/``MULTI``: a change that raced another is done again on the new value), and
 gives each lock a Redis expiry after its last ticket's. A ticket lives a few seconds and is renewed by its
 server while its message waits or is processed, so the tickets of a server that died go away within seconds
-(stock tickets live a minute: a conversation caught on a dead server would wait that long).
+(stock tickets live a minute: a conversation caught on a dead server would wait that long). Drawing a ticket
+and giving it back, twice a message, are each one Lua script run by Redis (one round trip instead of three); the
+rarer changes (renewals) are done in Python within a ``WATCH`` transaction. Both keep Rasa's format of the lock,
+which Rasa's own code reads.
 
 Configured in ``endpoints.yml`` (``make cluster`` writes it)::
 
@@ -44,6 +47,53 @@ RENEW_SECONDS = 1.0  # how often a live server renews the tickets of the message
 WAIT_SECONDS = 0.05  # how often a message waiting for its conversation looks whether its turn came
 
 
+# Rasa's TicketLock changes, run by Redis on the lock's JSON (tickets are JSON strings inside it, as Rasa writes
+# them). A ticket has expired when the time is past its expiry; the lock's key expires after its last ticket.
+_KEEP_LOCK = """
+local function keep(key, lock, tickets, now)
+  if #tickets == 0 then
+    redis.call('DEL', key)
+    return
+  end
+  local encoded, last = {}, now
+  for i, ticket in ipairs(tickets) do
+    encoded[i] = cjson.encode(ticket)
+    if ticket.expires > last then last = ticket.expires end
+  end
+  local stored = cjson.encode({conversation_id = lock.conversation_id, tickets = encoded})
+  redis.call('SET', key, stored, 'EX', math.max(1, math.ceil(last - now)))
+end
+local function live_tickets(stored, now, drop)
+  local tickets = {}
+  if stored then
+    for _, text in ipairs(cjson.decode(stored).tickets) do
+      local ticket = cjson.decode(text)
+      if ticket.expires >= now and ticket.number ~= drop then tickets[#tickets + 1] = ticket end
+    end
+  end
+  return tickets
+end
+"""
+# KEYS[1]: the lock; ARGV: now, the ticket's lifetime, the conversation id. Returns the ticket's number.
+ISSUE_SCRIPT = _KEEP_LOCK + """
+local now = tonumber(ARGV[1])
+local tickets = live_tickets(redis.call('GET', KEYS[1]), now, nil)
+local number = 0
+if #tickets > 0 then number = tickets[#tickets].number + 1 end
+tickets[#tickets + 1] = {number = number, expires = now + tonumber(ARGV[2])}
+keep(KEYS[1], {conversation_id = ARGV[3]}, tickets, now)
+return number
+"""
+# KEYS[1]: the lock; ARGV: now, the ticket's number, the conversation id.
+FINISH_SCRIPT = _KEEP_LOCK + """
+local now = tonumber(ARGV[1])
+local stored = redis.call('GET', KEYS[1])
+if not stored then return 0 end
+keep(KEYS[1], {conversation_id = ARGV[3]}, live_tickets(stored, now, tonumber(ARGV[2])), now)
+return 1
+"""
+
+
 def redis_options(url: str) -> dict[str, Any]:
     """``RedisLockStore``'s arguments from a URL: ``redis://[user:password@]host[:port][/db]`` (``rediss://``: TLS)."""
     parts = urlsplit(url)
@@ -67,6 +117,14 @@ class ClusterLockStore(RedisLockStore):
             url = endpoint_config.url or url
             key_prefix = endpoint_config.kwargs.get("key_prefix", key_prefix)
         super().__init__(key_prefix=key_prefix, **redis_options(url))
+        self._issue = self.red.register_script(ISSUE_SCRIPT)
+        self._finish = self.red.register_script(FINISH_SCRIPT)
+
+    def _run(self, script: Any, conversation_id: str, value: float) -> int:
+        try:
+            return int(script(keys=[self.key_prefix + conversation_id], args=[time.time(), value, conversation_id]))
+        except redis.RedisError as error:
+            raise LockError(f"the lock store (Redis) failed: {error}") from error
 
     def _change(self, conversation_id: str, change: Callable[[TicketLock], T]) -> T:
         """Apply ``change`` to the conversation's lock (a new one if none) in one Redis transaction, and return
@@ -123,13 +181,13 @@ class ClusterLockStore(RedisLockStore):
                 logger.exception("conversation %s: ticket %d could not be renewed", conversation_id, number)
 
     def issue_ticket(self, conversation_id: str, lock_lifetime: float = LOCK_LIFETIME) -> int:
-        return self._change(conversation_id, lambda lock: lock.issue_ticket(lock_lifetime))
+        return self._run(self._issue, conversation_id, lock_lifetime)
 
     def update_lock(self, conversation_id: str) -> None:
         self._change(conversation_id, lambda lock: lock.remove_expired_tickets())
 
     def finish_serving(self, conversation_id: str, ticket_number: int) -> None:
-        self._change(conversation_id, lambda lock: lock.remove_ticket_for(ticket_number))
+        self._run(self._finish, conversation_id, ticket_number)
 
     def cleanup(self, conversation_id: str, ticket_number: int) -> None:
         """Done with ``ticket_number``; the lock goes with its last ticket (in the same transaction, so a ticket

@@ -63,6 +63,29 @@ def test_tickets_drawn_at_once_by_several_servers_are_all_different(servers: lis
     assert servers[2].get_lock(conversation) is None  # the lock goes with its last ticket
 
 
+def test_tickets_drawn_and_given_back_by_redis_keep_rasas_lock_format_and_order(
+    servers: list[ClusterLockStore],
+) -> None:
+    conversation = f"lock-{uuid.uuid4().hex}"
+    first, second = servers[0].issue_ticket(conversation, 30), servers[1].issue_ticket(conversation, 30)
+    assert (first, second) == (0, 1)
+    servers[2].update_lock(conversation)  # a change made in Python (WATCH), on the lock the script wrote
+    lock = servers[2].get_lock(conversation)  # read by Rasa's own TicketLock
+    assert lock is not None and [t.number for t in lock.tickets] == [0, 1] and lock.now_serving == 0
+    assert all(time.time() + 25 < t.expires <= time.time() + 30 for t in lock.tickets)
+    assert 25 <= servers[0].red.ttl(servers[0].key_prefix + conversation) <= 30
+    servers[0].finish_serving(conversation, first)
+    assert servers[1].get_lock(conversation).now_serving == 1
+    assert servers[1].issue_ticket(conversation, 30) == 2  # after the last ticket issued, not after the count
+    assert servers[0].issue_ticket(conversation, -1) == 3  # a ticket whose server died long ago
+    assert servers[0].issue_ticket(conversation, 30) == 3  # the next change drops it, as Rasa's does
+    tickets = servers[0].get_lock(conversation).tickets
+    assert [t.number for t in tickets] == [1, 2, 3] and tickets[-1].expires > time.time() + 25
+    for number in (1, 2, 3):
+        servers[2].finish_serving(conversation, number)
+    assert servers[0].get_lock(conversation) is None and not servers[0].red.exists(servers[0].key_prefix + conversation)
+
+
 def test_messages_of_one_conversation_on_two_servers_are_served_one_after_the_other(
     servers: list[ClusterLockStore],
 ) -> None:
