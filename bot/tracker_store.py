@@ -202,37 +202,37 @@ class WindowedSQLTrackerStore(SQLTrackerStore):
 
     # -- reading ---------------------------------------------------------------------------------------------
 
-    def _latest_id(self, session: Any, sender_id: str) -> int:
+    def _latest_id(self, connection: Any, sender_id: str) -> int:
         """The id of the conversation's latest stored event (0: none)."""
-        return int(session.execute(self._latest_id_query, {"sender_id": sender_id}).scalar() or 0)
+        return int(connection.execute(self._latest_id_query, {"sender_id": sender_id}).scalar() or 0)
 
-    def _latest_of_type(self, session: Any, sender_id: str, type_name: str, before: int) -> int:
+    def _latest_of_type(self, connection: Any, sender_id: str, type_name: str, before: int) -> int:
         """The id of the conversation's latest event of that type before event ``before`` (0: none)."""
         parameters = {"sender_id": sender_id, "type_name": type_name, "before": before}
-        return int(session.execute(self._latest_of_type_query, parameters).scalar() or 0)
+        return int(connection.execute(self._latest_of_type_query, parameters).scalar() or 0)
 
-    def _state_before(self, session: Any, sender_id: str, start: int, first_id: int) -> list[dict[str, Any]]:
+    def _state_before(self, connection: Any, sender_id: str, start: int, first_id: int) -> list[dict[str, Any]]:
         """Events that recreate the slots and active loop in force just before event ``first_id``."""
-        reset = max(start, self._latest_of_type(session, sender_id, AllSlotsReset.type_name, first_id))
-        slot_events = session.execute(
+        reset = max(start, self._latest_of_type(connection, sender_id, AllSlotsReset.type_name, first_id))
+        slot_events = connection.execute(
             self._latest_slots_query, {"sender_id": sender_id, "reset": reset, "before": first_id}
         )
         ids = [row[0] for row in slot_events]
-        loop_event = self._latest_of_type(session, sender_id, ActiveLoop.type_name, first_id)
+        loop_event = self._latest_of_type(connection, sender_id, ActiveLoop.type_name, first_id)
         if loop_event >= start:
             ids.append(loop_event)
         if not ids:
             return []
-        return [json.loads(row.data) for row in session.execute(self._events_by_id_query, {"ids": ids})]
+        return [json.loads(row.data) for row in connection.execute(self._events_by_id_query, {"ids": ids})]
 
     async def _retrieve(self, sender_id: str, fetch_events_from_all_sessions: bool) -> DialogueStateTracker | None:
         if fetch_events_from_all_sessions or self.domain is None:
             return await super()._retrieve(sender_id, fetch_events_from_all_sessions)
         kept = self._kept.pop(sender_id, None)  # the caller has it now; kept again when saved
-        with self.session_scope() as session:
-            if kept is not None and self._latest_id(session, sender_id) == kept[1]:
+        with self.engine.connect() as connection:
+            if kept is not None and self._latest_id(connection, sender_id) == kept[1]:
                 return kept[0]
-            rows = session.execute(self._window_query, {"sender_id": sender_id}).all()
+            rows = connection.execute(self._window_query, {"sender_id": sender_id}).all()
             rows.reverse()
             if not rows:
                 return None
@@ -243,7 +243,7 @@ class WindowedSQLTrackerStore(SQLTrackerStore):
                     if index > 0 and row.type_name == "action" and row.action_name == ACTION_LISTEN_NAME:
                         rows = rows[index:]
                         break
-                prefix = self._state_before(session, sender_id, rows[0].start, rows[0].id)
+                prefix = self._state_before(connection, sender_id, rows[0].start, rows[0].id)
             events = prefix + [json.loads(row.data) for row in rows]
             latest = rows[-1].id
         tracker = DialogueStateTracker.from_events(
@@ -288,21 +288,21 @@ class WindowedSQLTrackerStore(SQLTrackerStore):
         keep = new_events is not None and 0 < len(tracker.events) <= 2 * self.window
         await self.stream_events(tracker)
         latest = getattr(tracker, LATEST_ID_ATTRIBUTE, 0)
-        if new_events is None or new_events:
+        if new_events is None:
             with self.session_scope() as session:
-                if new_events is None:
-                    new_events = list(self._additional_events(session, tracker))
-                rows = []
-                for index, event in enumerate(new_events, start=len(tracker.events) - len(new_events)):
-                    row, stored = self._row(tracker.sender_id, event)
-                    rows.append(row)
-                    if keep and stored is not None:
-                        keep = _as_stored(tracker, index, event, row["data"], self._event_classes)
-                if rows:  # one multi-row INSERT, in the events' order (their ids keep it)
-                    session.execute(self._insert_events, rows)
+                new_events = list(self._additional_events(session, tracker))
+        if new_events:
+            rows = []
+            for index, event in enumerate(new_events, start=len(tracker.events) - len(new_events)):
+                row, stored = self._row(tracker.sender_id, event)
+                rows.append(row)
+                if keep and stored is not None:
+                    keep = _as_stored(tracker, index, event, row["data"], self._event_classes)
+            # A plain connection: nothing here needs an ORM session and its bookkeeping.
+            with self.engine.begin() as connection:
+                connection.execute(self._insert_events, rows)  # one multi-row INSERT, in the events' order
                 if keep:  # only Rasa servers write events, each under the conversation's lock: the latest is ours
-                    latest = self._latest_id(session, tracker.sender_id)
-                session.commit()
+                    latest = self._latest_id(connection, tracker.sender_id)
         setattr(tracker, STORED_EVENTS_ATTRIBUTE, len(tracker.events))
         setattr(tracker, LATEST_ID_ATTRIBUTE, latest)
         self._kept.pop(tracker.sender_id, None)
