@@ -12,8 +12,8 @@ retries), else a new one.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import rasa.utils.endpoints
