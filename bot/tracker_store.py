@@ -295,9 +295,9 @@ class WindowedSQLTrackerStore(SQLTrackerStore):
         if new_events:
             rows = []
             for index, event in enumerate(new_events, start=len(tracker.events) - len(new_events)):
-                row, stored = self._row(tracker.sender_id, event)
+                row, scrubbed = self._row(tracker.sender_id, event)
                 rows.append(row)
-                if keep and stored is not None:
+                if keep and scrubbed:
                     keep = _as_stored(tracker, index, event, row["data"], self._event_classes)
             # A plain connection: nothing here needs an ORM session and its bookkeeping.
             with self.engine.begin() as connection:
@@ -312,9 +312,9 @@ class WindowedSQLTrackerStore(SQLTrackerStore):
             while len(self._kept) > KEPT_TRACKERS:
                 self._kept.popitem(last=False)  # the conversation saved longest ago
 
-    def _row(self, sender_id: str, event: Event) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        """The events table's row for one event, in its stored (scrubbed) form; and that form when it differs
-        from the event's (else None)."""
+    def _row(self, sender_id: str, event: Event) -> tuple[dict[str, Any], bool]:
+        """The events table's row for one event, in its stored (scrubbed) form; and whether that form differs from
+        the event's."""
         raw = event.as_dict()
         data = dict(scrub(raw))
         row = {
@@ -325,7 +325,7 @@ class WindowedSQLTrackerStore(SQLTrackerStore):
             "action_name": data.get("name"),
             "data": json.dumps(data),
         }
-        return row, (data if data != raw else None)
+        return row, data != raw
 
 
 def _as_stored(tracker: DialogueStateTracker, index: int, event: Event, stored: str,
