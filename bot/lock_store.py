@@ -50,7 +50,7 @@ WAIT_SECONDS = 0.05  # how often a message waiting for its conversation looks wh
 # Rasa's TicketLock changes, run by Redis on the lock's JSON (tickets are JSON strings inside it, as Rasa writes
 # them). A ticket has expired when the time is past its expiry; the lock's key expires after its last ticket.
 _KEEP_LOCK = """
-local function keep(key, lock, tickets, now)
+local function keep(key, conversation_id, tickets, now)
   if #tickets == 0 then
     redis.call('DEL', key)
     return
@@ -60,7 +60,7 @@ local function keep(key, lock, tickets, now)
     encoded[i] = cjson.encode(ticket)
     if ticket.expires > last then last = ticket.expires end
   end
-  local stored = cjson.encode({conversation_id = lock.conversation_id, tickets = encoded})
+  local stored = cjson.encode({conversation_id = conversation_id, tickets = encoded})
   redis.call('SET', key, stored, 'EX', math.max(1, math.ceil(last - now)))
 end
 local function live_tickets(stored, now, drop)
@@ -81,7 +81,7 @@ local tickets = live_tickets(redis.call('GET', KEYS[1]), now, nil)
 local number = 0
 if #tickets > 0 then number = tickets[#tickets].number + 1 end
 tickets[#tickets + 1] = {number = number, expires = now + tonumber(ARGV[2])}
-keep(KEYS[1], {conversation_id = ARGV[3]}, tickets, now)
+keep(KEYS[1], ARGV[3], tickets, now)
 return number
 """
 # KEYS[1]: the lock; ARGV: now, the ticket's number, the conversation id.
@@ -89,7 +89,7 @@ FINISH_SCRIPT = _KEEP_LOCK + """
 local now = tonumber(ARGV[1])
 local stored = redis.call('GET', KEYS[1])
 if not stored then return 0 end
-keep(KEYS[1], {conversation_id = ARGV[3]}, live_tickets(stored, now, tonumber(ARGV[2])), now)
+keep(KEYS[1], ARGV[3], live_tickets(stored, now, tonumber(ARGV[2])), now)
 return 1
 """
 
