@@ -27,7 +27,6 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.data import TrainingType
 
 logger = logging.getLogger(__name__)
-_INSTALLED_FLAG = "_billing_answer_once"
 RASA_HANDLE_MESSAGE = MessageProcessor.handle_message
 
 
@@ -78,7 +77,4 @@ async def handle_message(self: MessageProcessor, message: UserMessage) -> list[d
 
 def install_answer_once() -> None:
     """Make ``MessageProcessor.handle_message`` answer a message the conversation holds from it (idempotent)."""
-    if getattr(MessageProcessor, _INSTALLED_FLAG, False):
-        return
     MessageProcessor.handle_message = handle_message  # type: ignore[method-assign]
-    setattr(MessageProcessor, _INSTALLED_FLAG, True)

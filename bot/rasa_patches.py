@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import functools
 import itertools
 import json
 import logging
@@ -79,14 +80,7 @@ from rasa.shared.core.events import (
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import ACTION_NAME, INTENT, INTENT_NAME_KEY
 
-_INSTALLED_FLAG = "_billing_cached_validator"
-_RUNNER_FLAG = "_billing_sequential_run"
-_RULES_FLAG = "_billing_parsed_rule_keys"
-_UNSEEN_FLAG = "_billing_domain_emptiness_once"
-_STATES_FLAG = "_billing_incremental_states"
 _STATES_MEMO = "_billing_states_memo"  # on a tracker: what its states were computed from
-_APPLIED_FLAG = "_billing_incremental_applied_events"
-_COPY_FLAG = "_billing_structural_copy"
 _OWN_ATTRIBUTES = "_billing_"  # the prefix of what this project keeps on a tracker (memos, the store's counts)
 _APPLIED_MEMO = "_billing_applied_events_memo"  # on a tracker: its applied events and what they came from
 # The same logger as Rasa's runner, so that its debug line is configured, filtered and written as before.
@@ -106,7 +100,7 @@ RASA_METHODS: dict[str, Any] = {
 
 
 def install_performance_patches() -> None:
-    """Install every fix of this module (idempotent)."""
+    """Install every fix of this module (idempotent: each is a plain assignment of a module-level function)."""
     install_cached_action_validation()
     install_sequential_graph_runner()
     install_fast_rule_lookup()
@@ -120,29 +114,32 @@ def install_performance_patches() -> None:
 # -- custom actions' responses ---------------------------------------------------------------------------------
 
 
-def install_cached_action_validation() -> None:
-    """Replace ``RemoteAction._validate_action_result`` by an equivalent that reuses one compiled validator."""
-    if getattr(RemoteAction, _INSTALLED_FLAG, False):
-        return
+@functools.cache
+def _action_response_validator() -> Any:
+    """A validator of custom actions' responses, compiled once (the schema is checked once, here)."""
     schema = RemoteAction.action_response_format_spec()
     validator_class = jsonschema.validators.validator_for(schema)
     validator_class.check_schema(schema)
-    validator = validator_class(schema)
+    return validator_class(schema)
 
-    def _validate_action_result(self: RemoteAction, result: dict[str, Any]) -> bool:
-        error = jsonschema.exceptions.best_match(validator.iter_errors(result))
-        if error is None:
-            return True
-        error.message += (
-            f". Failed to validate Action server response from API, "
-            f"make sure your response from the Action endpoint is valid. "
-            f"For more information about the format visit "
-            f"{DOCS_BASE_URL}/custom-actions"
-        )
-        raise error
 
+def _validate_action_result(self: RemoteAction, result: dict[str, Any]) -> bool:
+    """``RemoteAction._validate_action_result`` with one compiled validator: same errors, same message."""
+    error = jsonschema.exceptions.best_match(_action_response_validator().iter_errors(result))
+    if error is None:
+        return True
+    error.message += (
+        f". Failed to validate Action server response from API, "
+        f"make sure your response from the Action endpoint is valid. "
+        f"For more information about the format visit "
+        f"{DOCS_BASE_URL}/custom-actions"
+    )
+    raise error
+
+
+def install_cached_action_validation() -> None:
+    """Replace ``RemoteAction._validate_action_result`` by ``_validate_action_result``."""
     RemoteAction._validate_action_result = _validate_action_result
-    setattr(RemoteAction, _INSTALLED_FLAG, True)
 
 
 # -- running the graph -----------------------------------------------------------------------------------------
@@ -205,10 +202,7 @@ def _run_sequentially(
 
 def install_sequential_graph_runner() -> None:
     """Replace ``DaskGraphRunner.run`` by ``_run_sequentially``."""
-    if getattr(DaskGraphRunner, _RUNNER_FLAG, False):
-        return
     DaskGraphRunner.run = _run_sequentially
-    setattr(DaskGraphRunner, _RUNNER_FLAG, True)
 
 
 # -- the rule policy -------------------------------------------------------------------------------------------
@@ -306,10 +300,7 @@ def _possible_keys(self: RulePolicy, lookup: Mapping[str, str], states: list[Sta
 
 def install_fast_rule_lookup() -> None:
     """Replace ``RulePolicy._get_possible_keys`` by ``_possible_keys``."""
-    if getattr(RulePolicy, _RULES_FLAG, False):
-        return
     RulePolicy._get_possible_keys = _possible_keys
-    setattr(RulePolicy, _RULES_FLAG, True)
 
 
 # -- the turns' states -----------------------------------------------------------------------------------------
@@ -361,10 +352,7 @@ def states_for_tracker_history(self: Domain, tracker: DialogueStateTracker, omit
 
 def install_incremental_states() -> None:
     """Replace ``Domain.states_for_tracker_history`` by ``states_for_tracker_history``."""
-    if getattr(Domain, _STATES_FLAG, False):
-        return
     Domain.states_for_tracker_history = states_for_tracker_history
-    setattr(Domain, _STATES_FLAG, True)
 
 
 # -- the processor's checks and logs ---------------------------------------------------------------------------
@@ -433,10 +421,7 @@ def forget_memos(tracker: DialogueStateTracker) -> None:
 
 def install_incremental_applied_events() -> None:
     """Replace ``DialogueStateTracker.applied_events`` by ``applied_events``."""
-    if getattr(DialogueStateTracker, _APPLIED_FLAG, False):
-        return
     DialogueStateTracker.applied_events = applied_events  # type: ignore[method-assign]
-    setattr(DialogueStateTracker, _APPLIED_FLAG, True)
 
 
 def copy_tracker(self: DialogueStateTracker) -> DialogueStateTracker:
@@ -458,10 +443,7 @@ def copy_tracker(self: DialogueStateTracker) -> DialogueStateTracker:
 
 def install_structural_tracker_copy() -> None:
     """Replace ``DialogueStateTracker.copy`` by ``copy_tracker``."""
-    if getattr(DialogueStateTracker, _COPY_FLAG, False):
-        return
     DialogueStateTracker.copy = copy_tracker  # type: ignore[method-assign]
-    setattr(DialogueStateTracker, _COPY_FLAG, True)
 
 
 def is_empty_domain(domain: Domain) -> bool:
@@ -499,10 +481,7 @@ def _check_for_unseen_features(self: MessageProcessor, parse_data: dict[str, Any
 
 def install_domain_emptiness_check() -> None:
     """Replace ``MessageProcessor._check_for_unseen_features`` by ``_check_for_unseen_features``."""
-    if getattr(MessageProcessor, _UNSEEN_FLAG, False):
-        return
     MessageProcessor._check_for_unseen_features = _check_for_unseen_features
-    setattr(MessageProcessor, _UNSEEN_FLAG, True)
 
 
 class CopyForDebugLogs:
