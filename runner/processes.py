@@ -117,6 +117,13 @@ def write_pid_file(service: Service, directory: Path) -> Path:
     return write_atomic(directory / f"{service.name}.pid", f"{service.process.pid}\n")
 
 
+def is_ready(service: Service) -> bool:
+    """Whether the started ``service`` says it is ready: its health URL answers, or its ready line was written."""
+    if service.health_url is not None and _answers(service.health_url):
+        return True
+    return service.ready_line is not None and service.ready_line in _output_since_start(service)
+
+
 def wait_until_ready(service: Service, clock: Callable[[], float] = time.monotonic) -> None:
     """Poll the service's health URL until it answers; raise ``LaunchError`` if it dies or times out."""
     assert service.process is not None, "start() the service first"
@@ -127,9 +134,7 @@ def wait_until_ready(service: Service, clock: Callable[[], float] = time.monoton
                 f"{service.name} exited with status {service.process.returncode} while starting. "
                 f"Last lines of {service.log_path}:\n{_tail(service.log_path)}"
             )
-        if service.health_url is not None and _answers(service.health_url):
-            return
-        if service.ready_line is not None and service.ready_line in _output_since_start(service):
+        if is_ready(service):
             return
         time.sleep(0.25)  # polling interval of a readiness probe, not a timing assumption
     raise LaunchError(

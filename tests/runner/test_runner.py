@@ -113,6 +113,69 @@ def test_a_service_that_keeps_dying_is_given_up_with_its_log(tmp_path: Path) -> 
     assert starts.read_text() == "x" * (1 + RESTARTS_ALLOWED)  # restarted each time until the crash loop showed
 
 
+# A service that writes its ready line once the file named by its argument exists, then runs until killed.
+GATED_SERVICE = (
+    "import pathlib, sys, time\n"
+    "gate = pathlib.Path(sys.argv[1])\n"
+    "while not gate.exists():\n"
+    "    time.sleep(0.05)\n"
+    "print(sys.argv[2] + ' ready', flush=True)\n"
+    "time.sleep(3600)\n"
+)
+SUPERVISOR = (
+    "import sys\n"
+    "from pathlib import Path\n"
+    "from runner.processes import Service, start, wait_until_ready, write_pid_file\n"
+    "from runner.supervise import supervise\n"
+    "base = Path(sys.argv[1])\n"
+    "services = [Service(name=name, command=[sys.executable, '-c', sys.argv[2], str(base / name), name],\n"
+    "                    health_url=None, ready_line=name + ' ready') for name in ('slow', 'quick')]\n"
+    "for service in services:\n"
+    "    start(service, {}, base, base / 'log')\n"
+    "    write_pid_file(service, base / 'run')\n"
+    "    wait_until_ready(service)\n"
+    "print('all ready', flush=True)\n"
+    "supervise(services, {}, base / 'log', base / 'run')\n"
+)
+
+
+def test_a_service_is_restarted_while_another_is_still_starting_again(tmp_path: Path) -> None:
+    """A Rasa server loading its model again must not hold up the restart of HAProxy or a console."""
+    (tmp_path / "slow").touch()
+    (tmp_path / "quick").touch()
+    output = tmp_path / "supervisor.out"
+
+    def wait_for(text: str) -> str:
+        deadline = time.monotonic() + 60
+        while text not in output.read_text() and time.monotonic() < deadline:
+            assert supervisor.poll() is None, output.read_text()
+            time.sleep(0.1)  # polling the supervisor's output
+        assert text in output.read_text(), output.read_text()
+        return output.read_text()
+
+    def kill(name: str) -> None:
+        os.kill(int((tmp_path / "run" / f"{name}.pid").read_text()), signal.SIGKILL)
+
+    with output.open("wb") as sink:
+        supervisor = subprocess.Popen([sys.executable, "-c", SUPERVISOR, str(tmp_path), GATED_SERVICE],
+                                      cwd=PROJECT_ROOT, env=dict(os.environ, PYTHONPATH=str(PROJECT_ROOT)),
+                                      stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for("all ready")
+        (tmp_path / "slow").unlink()  # from now on, "slow" does not get ready when started again
+        kill("slow")
+        wait_for("slow stopped unexpectedly")
+        kill("quick")
+        text = wait_for("quick is running again")
+        assert "slow is running again" not in text  # still starting: the quick one did not wait for it
+        (tmp_path / "slow").touch()
+        wait_for("slow is running again")
+        assert supervisor.poll() is None
+    finally:
+        os.killpg(supervisor.pid, signal.SIGKILL)
+        supervisor.wait()
+
+
 def test_the_rasa_servers_endpoints_name_the_action_server_and_send_the_domain_only_where_read(
     tmp_path: Path,
 ) -> None:
