@@ -163,8 +163,3 @@ def stop(services: Sequence[Service], grace: float = 10.0) -> None:
             process.wait()
         except ProcessLookupError:
             pass
-
-
-def first_exited(services: Sequence[Service]) -> Service | None:
-    """A service whose process has exited, if any."""
-    return next((s for s in services if s.process is not None and s.process.poll() is not None), None)
