@@ -100,7 +100,7 @@ RASA_METHODS: dict[str, Any] = {
 
 
 def install_performance_patches() -> None:
-    """Install every fix of this module (idempotent: each is a plain assignment of a module-level function)."""
+    """Install every fix of this module (idempotent: installing one again changes nothing)."""
     install_cached_action_validation()
     install_sequential_graph_runner()
     install_fast_rule_lookup()
